@@ -1,0 +1,378 @@
+#include <nlohmann/json.hpp>
+
+#include "io/json_file.h"
+#include "visionllm/config.h"
+#include "visionllm/error.h"
+
+namespace visionllm {
+
+namespace {
+
+using json = nlohmann::json;
+
+// typed access to one JSON object; `where` is "config.json: llm_config" and the like
+class Obj {
+public:
+    Obj(const json & j, std::string where) : j_(j), where_(std::move(where)) {
+        if (!j_.is_object()) fail(where_, ": expected a JSON object, got ", j_.type_name());
+    }
+    bool has(const char * k) const { return j_.contains(k) && !j_[k].is_null(); }
+    const json & at(const char * k) const { return j_[k]; }
+    std::string field(const char * k) const { return where_ + "." + k; }
+
+    int64_t i64(const char * k, int64_t def) const { return has(k) ? as_int(k) : def; }
+    int64_t req_i64(const char * k) const {
+        if (!has(k)) fail(where_, ": missing required field '", k, "'");
+        return as_int(k);
+    }
+    int64_t pos_i64(const char * k, int64_t def, bool required = false) const {
+        int64_t v = required ? req_i64(k) : i64(k, def);
+        if (v <= 0) fail(field(k), ": must be positive, got ", v);
+        return v;
+    }
+    double f64(const char * k, double def) const {
+        if (!has(k)) return def;
+        if (!j_[k].is_number()) fail(field(k), ": expected a number, got ", j_[k].dump());
+        return j_[k].get<double>();
+    }
+    bool boolean(const char * k, bool def) const {
+        if (!has(k)) return def;
+        if (!j_[k].is_boolean()) fail(field(k), ": expected true or false, got ", j_[k].dump());
+        return j_[k].get<bool>();
+    }
+    std::string str(const char * k, const std::string & def) const {
+        if (!has(k)) return def;
+        if (!j_[k].is_string()) fail(field(k), ": expected a string, got ", j_[k].dump());
+        return j_[k].get<std::string>();
+    }
+    std::vector<int64_t> ints(const char * k, const std::vector<int64_t> & def) const {
+        if (!has(k)) return def;
+        if (!j_[k].is_array()) fail(field(k), ": expected a list of integers, got ", j_[k].dump());
+        std::vector<int64_t> out;
+        for (const auto & x : j_[k]) {
+            if (!x.is_number_integer()) fail(field(k), ": expected a list of integers, got ", j_[k].dump());
+            out.push_back(x.get<int64_t>());
+        }
+        return out;
+    }
+    std::vector<std::string> strs(const char * k) const {
+        std::vector<std::string> out;
+        if (!has(k)) return out;
+        if (!j_[k].is_array()) fail(field(k), ": expected a list of strings, got ", j_[k].dump());
+        for (const auto & x : j_[k]) {
+            if (!x.is_string()) fail(field(k), ": expected a list of strings, got ", j_[k].dump());
+            out.push_back(x.get<std::string>());
+        }
+        return out;
+    }
+    Obj sub(const char * k) const {
+        if (!has(k)) fail(where_, ": missing required field '", k, "'");
+        return Obj(j_[k], field(k));
+    }
+    const std::string & where() const { return where_; }
+    const json & raw() const { return j_; }
+
+private:
+    int64_t as_int(const char * k) const {
+        const json & v = j_[k];
+        if (v.is_number_integer()) return v.get<int64_t>();
+        if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) return int64_t(v.get<double>());
+        fail(field(k), ": expected an integer, got ", v.dump());
+    }
+    const json & j_;
+    std::string where_;
+};
+
+LlamaConfig parse_llama(const Obj & o) {
+    LlamaConfig c;
+    const std::string mt = o.str("model_type", "llama");
+    if (mt != "llama")
+        fail(o.where(), ": model_type '", mt, "' is not supported (only llama-family language models, e.g. Vicuna)");
+    c.vocab_size = o.pos_i64("vocab_size", c.vocab_size, true);
+    c.hidden_size = o.pos_i64("hidden_size", c.hidden_size, true);
+    c.intermediate_size = o.pos_i64("intermediate_size", c.intermediate_size, true);
+    c.num_hidden_layers = o.pos_i64("num_hidden_layers", c.num_hidden_layers, true);
+    c.num_attention_heads = o.pos_i64("num_attention_heads", c.num_attention_heads, true);
+    c.num_key_value_heads = o.pos_i64("num_key_value_heads", c.num_attention_heads);
+    if (c.num_attention_heads % c.num_key_value_heads != 0)
+        fail(o.field("num_key_value_heads"), ": ", c.num_key_value_heads, " does not divide num_attention_heads ",
+             c.num_attention_heads);
+    if (!o.has("head_dim") && c.hidden_size % c.num_attention_heads != 0)
+        fail(o.field("hidden_size"), ": ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
+    c.head_dim = o.pos_i64("head_dim", c.hidden_size / c.num_attention_heads);
+    if (c.head_dim % 2 != 0) fail(o.field("head_dim"), ": must be even for rotary embeddings, got ", c.head_dim);
+    c.max_position_embeddings = o.pos_i64("max_position_embeddings", c.max_position_embeddings);
+    c.rms_norm_eps = o.f64("rms_norm_eps", c.rms_norm_eps);
+    c.rope_theta = o.f64("rope_theta", c.rope_theta);
+    if (o.has("rope_scaling")) {
+        if (!o.at("rope_scaling").is_object()) fail(o.field("rope_scaling"), ": expected an object or null");
+        c.rope_scaling_json = o.at("rope_scaling").dump();
+    }
+    c.hidden_act = o.str("hidden_act", c.hidden_act);
+    c.tie_word_embeddings = o.boolean("tie_word_embeddings", c.tie_word_embeddings);
+    c.attention_bias = o.boolean("attention_bias", c.attention_bias);
+    c.mlp_bias = o.boolean("mlp_bias", c.mlp_bias);
+    c.bos_token_id = o.i64("bos_token_id", c.bos_token_id);
+    c.eos_token_id = o.i64("eos_token_id", c.eos_token_id);
+    c.pad_token_id = o.i64("pad_token_id", -1);
+    c.torch_dtype = o.str("torch_dtype", "");
+    return c;
+}
+
+ClipVisionConfig parse_clip_vision(const Obj & o) {
+    ClipVisionConfig c;
+    const std::string mt = o.str("model_type", "clip_vision_model");
+    if (mt != "clip_vision_model")
+        fail(o.where(), ": model_type '", mt, "' is not supported as the image encoder (expected clip_vision_model)");
+    c.hidden_size = o.pos_i64("hidden_size", c.hidden_size, true);
+    c.intermediate_size = o.pos_i64("intermediate_size", c.intermediate_size, true);
+    c.projection_dim = o.pos_i64("projection_dim", c.projection_dim);
+    c.num_hidden_layers = o.pos_i64("num_hidden_layers", c.num_hidden_layers, true);
+    c.num_attention_heads = o.pos_i64("num_attention_heads", c.num_attention_heads, true);
+    c.num_channels = o.pos_i64("num_channels", c.num_channels);
+    c.image_size = o.pos_i64("image_size", c.image_size, true);
+    c.patch_size = o.pos_i64("patch_size", c.patch_size, true);
+    c.hidden_act = o.str("hidden_act", c.hidden_act);
+    c.layer_norm_eps = o.f64("layer_norm_eps", c.layer_norm_eps);
+    if (c.hidden_size % c.num_attention_heads != 0)
+        fail(o.field("hidden_size"), ": ", c.hidden_size, " is not a multiple of num_attention_heads ", c.num_attention_heads);
+    if (c.image_size % c.patch_size != 0)
+        fail(o.field("image_size"), ": ", c.image_size, " is not a multiple of patch_size ", c.patch_size);
+    return c;
+}
+
+SwinConfig parse_swin(const Obj & o) {
+    SwinConfig c;
+    c.image_size = o.pos_i64("image_size", c.image_size);
+    c.patch_size = o.pos_i64("patch_size", c.patch_size);
+    c.num_channels = o.pos_i64("num_channels", c.num_channels);
+    c.embed_dim = o.pos_i64("embed_dim", c.embed_dim);
+    c.depths = o.ints("depths", c.depths);
+    c.num_heads = o.ints("num_heads", c.num_heads);
+    if (c.depths.size() != c.num_heads.size())
+        fail(o.where(), ": depths and num_heads have different lengths (", c.depths.size(), " vs ", c.num_heads.size(), ")");
+    c.window_size = o.pos_i64("window_size", c.window_size);
+    c.mlp_ratio = o.f64("mlp_ratio", c.mlp_ratio);
+    c.qkv_bias = o.boolean("qkv_bias", c.qkv_bias);
+    c.hidden_act = o.str("hidden_act", c.hidden_act);
+    c.layer_norm_eps = o.f64("layer_norm_eps", c.layer_norm_eps);
+    c.out_features = o.strs("out_features");
+    return c;
+}
+
+GroundingDinoConfig parse_gdino(const Obj & o) {
+    GroundingDinoConfig c;
+    if (o.has("backbone_config")) c.backbone = parse_swin(o.sub("backbone_config"));
+    c.d_model = o.pos_i64("d_model", c.d_model);
+    c.num_queries = o.pos_i64("num_queries", c.num_queries);
+    c.encoder_layers = o.pos_i64("encoder_layers", c.encoder_layers);
+    c.decoder_layers = o.pos_i64("decoder_layers", c.decoder_layers);
+    c.encoder_ffn_dim = o.pos_i64("encoder_ffn_dim", c.encoder_ffn_dim);
+    c.decoder_ffn_dim = o.pos_i64("decoder_ffn_dim", c.decoder_ffn_dim);
+    c.encoder_attention_heads = o.pos_i64("encoder_attention_heads", c.encoder_attention_heads);
+    c.decoder_attention_heads = o.pos_i64("decoder_attention_heads", c.decoder_attention_heads);
+    c.num_feature_levels = o.pos_i64("num_feature_levels", c.num_feature_levels);
+    c.encoder_n_points = o.pos_i64("encoder_n_points", c.encoder_n_points);
+    c.decoder_n_points = o.pos_i64("decoder_n_points", c.decoder_n_points);
+    c.two_stage = o.boolean("two_stage", c.two_stage);
+    c.max_text_len = o.pos_i64("max_text_len", c.max_text_len);
+    c.positional_embedding_temperature = o.f64("positional_embedding_temperature", c.positional_embedding_temperature);
+    c.layer_norm_eps = o.f64("layer_norm_eps", c.layer_norm_eps);
+    c.mask_dim = o.pos_i64("mask_dim", c.mask_dim);
+    c.norm = o.str("norm", c.norm);
+    c.l_hidden_size = o.pos_i64("l_hidden_size", c.l_hidden_size);
+    c.num_embs = o.pos_i64("num_embs", c.num_embs);
+    c.raw_json = o.raw().dump();
+    return c;
+}
+
+UniPoseConfig parse_unipose(const Obj & o) {
+    UniPoseConfig c;
+    c.hidden_dim = o.pos_i64("hidden_dim", c.hidden_dim);
+    c.num_queries = o.pos_i64("num_queries", c.num_queries);
+    c.enc_layers = o.pos_i64("enc_layers", c.enc_layers);
+    c.dec_layers = o.pos_i64("dec_layers", c.dec_layers);
+    c.nheads = o.pos_i64("nheads", c.nheads);
+    c.dim_feedforward = o.pos_i64("dim_feedforward", c.dim_feedforward);
+    c.num_feature_levels = o.pos_i64("num_feature_levels", c.num_feature_levels);
+    c.enc_n_points = o.pos_i64("enc_n_points", c.enc_n_points);
+    c.dec_n_points = o.pos_i64("dec_n_points", c.dec_n_points);
+    c.num_body_points = o.pos_i64("num_body_points", c.num_body_points);
+    c.num_box_decoder_layers = o.pos_i64("num_box_decoder_layers", c.num_box_decoder_layers);
+    c.num_select = o.pos_i64("num_select", c.num_select);
+    c.backbone = o.str("backbone", c.backbone);
+    c.return_interm_indices = o.ints("return_interm_indices", c.return_interm_indices);
+    c.raw_json = o.raw().dump();
+    return c;
+}
+
+DiffusionConfig parse_diffusion(const Obj & o, double cfg_drop_default) {
+    DiffusionConfig c;
+    c.cfg_drop_rate = cfg_drop_default;
+    c.sd_model_id = o.str("sd_model_id", c.sd_model_id);
+    c.num_queries = o.pos_i64("num_queries", c.num_queries);
+    c.sd_hidden_size = o.pos_i64("sd_hidden_size", c.sd_hidden_size);
+    c.num_embed_tokens = o.pos_i64("num_embed_tokens", c.num_embed_tokens);
+    c.cfg_drop_rate = o.f64("cfg_drop_rate", c.cfg_drop_rate);
+    c.cfg_scale = o.f64("cfg_scale", c.cfg_scale);
+    c.raw_json = o.raw().dump();
+    return c;
+}
+
+VisionLLMv2Config parse_vllm(const Obj & o) {
+    VisionLLMv2Config c;
+    c.llm = parse_llama(o.sub("llm_config"));
+    c.vision = parse_clip_vision(o.sub("vis_encoder_config"));
+    c.vl_bridge_type = o.str("vl_bridge_type", c.vl_bridge_type);
+    if (c.vl_bridge_type != "mlp2x_gelu")
+        fail(o.field("vl_bridge_type"), ": '", c.vl_bridge_type, "' is not supported (the released 7B model uses mlp2x_gelu)");
+    c.vis_output_layer = o.i64("vis_output_layer", c.vis_output_layer);
+    if (c.vis_output_layer >= 0 || -c.vis_output_layer > c.vision.num_hidden_layers + 1)
+        fail(o.field("vis_output_layer"), ": ", c.vis_output_layer, " is out of range for ", c.vision.num_hidden_layers,
+             " encoder layers");
+    c.use_pixelshuffle = o.boolean("use_pixelshuffle", c.use_pixelshuffle);
+    c.num_embs = o.pos_i64("num_embs", c.num_embs);
+    c.num_embs_gen = o.pos_i64("num_embs_gen", c.num_embs_gen);
+    c.use_llm_lora = o.boolean("use_llm_lora", c.use_llm_lora);
+    c.use_region_encoder = o.boolean("use_region_encoder", c.use_region_encoder);
+    c.use_gdino = o.boolean("use_gdino", c.use_gdino);
+    c.use_unipose = o.boolean("use_unipose", c.use_unipose);
+    c.use_sd = o.boolean("use_sd", c.use_sd);
+    c.use_ip2p = o.boolean("use_ip2p", c.use_ip2p);
+    if (o.has("gdino_config")) c.gdino = parse_gdino(o.sub("gdino_config"));
+    if (o.has("unipose_config")) c.unipose = parse_unipose(o.sub("unipose_config"));
+    if (o.has("sd_config")) c.sd = parse_diffusion(o.sub("sd_config"), 0.1);
+    if (o.has("ip2p_config")) c.ip2p = parse_diffusion(o.sub("ip2p_config"), 0.05);
+    if (c.use_gdino && !c.gdino) fail(o.where(), ": use_gdino is true but gdino_config is missing");
+    if (c.use_unipose && !c.unipose) fail(o.where(), ": use_unipose is true but unipose_config is missing");
+    if (c.use_sd && !c.sd) fail(o.where(), ": use_sd is true but sd_config is missing");
+    if (c.use_ip2p && !c.ip2p) fail(o.where(), ": use_ip2p is true but ip2p_config is missing");
+    return c;
+}
+
+bool has_arch(const Obj & o, const std::string & name) {
+    if (!o.has("architectures") || !o.at("architectures").is_array()) return false;
+    for (const auto & a : o.at("architectures")) {
+        if (a.is_string() && a.get<std::string>() == name) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+const char * model_kind_name(ModelKind k) {
+    switch (k) {
+        case ModelKind::VisionLLMv2: return "VisionLLMv2";
+        case ModelKind::Llama: return "Llama";
+        case ModelKind::ClipVision: return "CLIPVision";
+    }
+    return "?";
+}
+
+ModelConfig parse_model_config(const std::string & text, const std::string & what) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::exception & e) {
+        fail(what, ": invalid JSON: ", e.what());
+    }
+    Obj o(j, what);
+    ModelConfig m;
+    m.path = what;
+    const std::string mt = o.str("model_type", "");
+    if (mt == "visionllmv2" || has_arch(o, "VisionLLMv2Model") || o.has("llm_config")) {
+        m.kind = ModelKind::VisionLLMv2;
+        m.vllm = parse_vllm(o);
+    } else if (mt == "llama" || has_arch(o, "LlamaForCausalLM")) {
+        m.kind = ModelKind::Llama;
+        m.llama = parse_llama(o);
+    } else if (mt == "clip_vision_model") {
+        m.kind = ModelKind::ClipVision;
+        m.clip = parse_clip_vision(o);
+    } else if (mt == "clip") {
+        m.kind = ModelKind::ClipVision;
+        m.clip = parse_clip_vision(o.sub("vision_config"));
+    } else {
+        fail(what, ": unrecognised model (model_type '", mt,
+             "'); expected a VisionLLMv2 config, a Llama config or a CLIP config");
+    }
+    return m;
+}
+
+ModelConfig load_model_config(const std::string & path) {
+    std::string file = path;
+    if (!io::file_exists(path)) {
+        file = path + "/config.json";
+        if (!io::file_exists(file)) fail(path, ": no config.json found");
+    }
+    json j = io::read_json_file(file);
+    return parse_model_config(j.dump(), file);
+}
+
+std::string to_config_json(const LlamaConfig & c) {
+    json j = {
+        {"architectures", {"LlamaForCausalLM"}},
+        {"model_type", "llama"},
+        {"vocab_size", c.vocab_size},
+        {"hidden_size", c.hidden_size},
+        {"intermediate_size", c.intermediate_size},
+        {"num_hidden_layers", c.num_hidden_layers},
+        {"num_attention_heads", c.num_attention_heads},
+        {"num_key_value_heads", c.num_key_value_heads},
+        {"max_position_embeddings", c.max_position_embeddings},
+        {"rms_norm_eps", c.rms_norm_eps},
+        {"rope_theta", c.rope_theta},
+        {"rope_scaling", json::parse(c.rope_scaling_json)},
+        {"hidden_act", c.hidden_act},
+        {"tie_word_embeddings", c.tie_word_embeddings},
+        {"attention_bias", c.attention_bias},
+        {"bos_token_id", c.bos_token_id},
+        {"eos_token_id", c.eos_token_id},
+        {"pad_token_id", c.pad_token_id < 0 ? json(nullptr) : json(c.pad_token_id)},
+        {"torch_dtype", c.torch_dtype.empty() ? json(nullptr) : json(c.torch_dtype)},
+    };
+    if (c.head_dim != c.hidden_size / c.num_attention_heads) j["head_dim"] = c.head_dim;
+    return j.dump(2);
+}
+
+std::string to_config_json(const VisionLLMv2Config & c) {
+    json v = {
+        {"model_type", "clip_vision_model"},
+        {"hidden_size", c.vision.hidden_size},
+        {"intermediate_size", c.vision.intermediate_size},
+        {"projection_dim", c.vision.projection_dim},
+        {"num_hidden_layers", c.vision.num_hidden_layers},
+        {"num_attention_heads", c.vision.num_attention_heads},
+        {"num_channels", c.vision.num_channels},
+        {"image_size", c.vision.image_size},
+        {"patch_size", c.vision.patch_size},
+        {"hidden_act", c.vision.hidden_act},
+        {"layer_norm_eps", c.vision.layer_norm_eps},
+    };
+    json j = {
+        {"architectures", {"VisionLLMv2Model"}},
+        {"model_type", "visionllmv2"},
+        {"llm_config", json::parse(to_config_json(c.llm))},
+        {"vis_encoder_config", v},
+        {"vl_bridge_type", c.vl_bridge_type},
+        {"vis_output_layer", c.vis_output_layer},
+        {"use_pixelshuffle", c.use_pixelshuffle},
+        {"num_embs", c.num_embs},
+        {"num_embs_gen", c.num_embs_gen},
+        {"use_llm_lora", c.use_llm_lora},
+        {"use_region_encoder", c.use_region_encoder},
+        {"use_gdino", c.use_gdino},
+        {"use_unipose", c.use_unipose},
+        {"use_sd", c.use_sd},
+        {"use_ip2p", c.use_ip2p},
+        {"torch_dtype", c.llm.torch_dtype.empty() ? json(nullptr) : json(c.llm.torch_dtype)},
+    };
+    auto raw = [](const std::string & s) { return s.empty() ? json::object() : json::parse(s); };
+    if (c.gdino) j["gdino_config"] = raw(c.gdino->raw_json);
+    if (c.unipose) j["unipose_config"] = raw(c.unipose->raw_json);
+    if (c.sd) j["sd_config"] = raw(c.sd->raw_json);
+    if (c.ip2p) j["ip2p_config"] = raw(c.ip2p->raw_json);
+    return j.dump(2);
+}
+
+}  // namespace visionllm
