@@ -105,6 +105,8 @@ void pk_int(std::string & o, int64_t v) {
     }
 }
 
+}  // namespace
+
 std::string state_dict_pickle(const std::vector<TensorToWrite> & tensors) {
     std::string o = "\x80\x02}(";
     for (size_t k = 0; k < tensors.size(); ++k) {
@@ -136,6 +138,8 @@ std::string state_dict_pickle(const std::vector<TensorToWrite> & tensors) {
     o += "u.";
     return o;
 }
+
+namespace {
 
 struct CentralRecord {
     std::string name;
@@ -170,61 +174,77 @@ void write_safetensors(const std::string & path, const std::vector<TensorToWrite
     f.close();
 }
 
-void write_torch_zip(const std::string & path, const std::vector<TensorToWrite> & tensors, const TorchZipOptions & opts) {
-    OutFile f(path);
+struct ZipWriter::Impl {
+    explicit Impl(const std::string & path) : f(path) {}
+    OutFile f;
+    bool force_zip64 = false;
+    bool finished = false;
     std::vector<CentralRecord> central;
-    const std::string pfx = opts.archive_name + "/";
+};
 
-    // one stored entry: local header (+zip64 sizes, +'FB' padding so data is 64-byte aligned), data
-    auto entry = [&](const std::string & name, uint64_t size, const std::function<uint32_t()> & emit) {
-        CentralRecord rec{name, 0, size, f.pos()};
-        bool z64 = opts.force_zip64 || size >= 0xFFFFFFFFull;
-        uint64_t hdr = 30 + name.size() + (z64 ? 20 : 0);
-        uint64_t pad = (64 - (f.pos() + hdr + 4) % 64) % 64;
-        f.u(0x04034b50, 4);
-        f.u(z64 ? 45 : 20, 2);
-        f.u(0, 2);  // flags
-        f.u(0, 2);  // stored
-        f.u(0, 2);  // time
-        f.u(0x21, 2);  // date 1980-01-01
-        uint64_t crc_at = f.pos();
-        f.u(0, 4);
-        f.u(z64 ? 0xFFFFFFFFull : size, 4);
-        f.u(z64 ? 0xFFFFFFFFull : size, 4);
-        f.u(name.size(), 2);
-        f.u((z64 ? 20 : 0) + 4 + pad, 2);
-        f.str(name);
-        if (z64) {
-            f.u(0x0001, 2);
-            f.u(16, 2);
-            f.u(size, 8);
-            f.u(size, 8);
-        }
-        f.u(0x4246, 2);  // 'FB' padding field, as torch writes it
-        f.u(pad, 2);
-        f.str(std::string(size_t(pad), 'Z'));
-        rec.crc = emit();
-        f.patch_u32(crc_at, rec.crc);
-        central.push_back(rec);
-    };
-    auto bytes_entry = [&](const std::string & name, const std::string & data) {
-        entry(name, data.size(), [&] {
-            f.str(data);
-            return uint32_t(crc32_z(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef *>(data.data()), data.size()));
-        });
-    };
+ZipWriter::ZipWriter(const std::string & path, bool force_zip64) : impl_(new Impl(path)) {
+    impl_->force_zip64 = force_zip64;
+}
 
-    bytes_entry(pfx + "data.pkl", state_dict_pickle(tensors));
-    bytes_entry(pfx + "byteorder", "little");
-    for (size_t k = 0; k < tensors.size(); ++k)
-        entry(pfx + "data/" + std::to_string(k), tensors[k].nbytes(), [&] { return f.tensor(tensors[k]); });
-    bytes_entry(pfx + "version", "3\n");
+ZipWriter::~ZipWriter() { delete impl_; }
 
+void ZipWriter::add(const std::string & name, uint64_t size, const std::function<uint32_t()> & emit) {
+    OutFile & f = impl_->f;
+    CentralRecord rec{name, 0, size, f.pos()};
+    // local header (+zip64 sizes, +'FB' padding so the data is 64-byte aligned), then the data
+    const bool z64 = impl_->force_zip64 || size >= 0xFFFFFFFFull;
+    const uint64_t hdr = 30 + name.size() + (z64 ? 20 : 0);
+    const uint64_t pad = (64 - (f.pos() + hdr + 4) % 64) % 64;
+    f.u(0x04034b50, 4);
+    f.u(z64 ? 45 : 20, 2);
+    f.u(0, 2);     // flags
+    f.u(0, 2);     // stored
+    f.u(0, 2);     // time
+    f.u(0x21, 2);  // date 1980-01-01
+    const uint64_t crc_at = f.pos();
+    f.u(0, 4);
+    f.u(z64 ? 0xFFFFFFFFull : size, 4);
+    f.u(z64 ? 0xFFFFFFFFull : size, 4);
+    f.u(name.size(), 2);
+    f.u((z64 ? 20 : 0) + 4 + pad, 2);
+    f.str(name);
+    if (z64) {
+        f.u(0x0001, 2);
+        f.u(16, 2);
+        f.u(size, 8);
+        f.u(size, 8);
+    }
+    f.u(0x4246, 2);  // 'FB' padding field, as torch writes it
+    f.u(pad, 2);
+    f.str(std::string(size_t(pad), 'Z'));
+    const uint64_t start = f.pos();
+    rec.crc = emit();
+    if (f.pos() - start != size) fail("internal: zip entry '", name, "' wrote ", f.pos() - start, " of ", size, " bytes");
+    f.patch_u32(crc_at, rec.crc);
+    impl_->central.push_back(rec);
+}
+
+void ZipWriter::add_bytes(const std::string & name, const std::string & data) {
+    add(name, data.size(), [&] {
+        impl_->f.str(data);
+        return uint32_t(crc32_z(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef *>(data.data()), data.size()));
+    });
+}
+
+void ZipWriter::add_tensor(const std::string & name, const TensorToWrite & t) {
+    add(name, t.nbytes(), [&] { return impl_->f.tensor(t); });
+}
+
+void ZipWriter::finish() {
+    if (impl_->finished) return;
+    impl_->finished = true;
+    OutFile & f = impl_->f;
+    const bool force = impl_->force_zip64;
     const uint64_t cd_off = f.pos();
-    for (const auto & c : central) {
-        bool big_size = opts.force_zip64 || c.size >= 0xFFFFFFFFull;
-        bool big_lho = opts.force_zip64 || c.lho >= 0xFFFFFFFFull;
-        uint64_t xlen = (big_size ? 16 : 0) + (big_lho ? 8 : 0);
+    for (const auto & c : impl_->central) {
+        const bool big_size = force || c.size >= 0xFFFFFFFFull;
+        const bool big_lho = force || c.lho >= 0xFFFFFFFFull;
+        const uint64_t xlen = (big_size ? 16 : 0) + (big_lho ? 8 : 0);
         f.u(0x02014b50, 4);
         f.u(45, 2);
         f.u(xlen ? 45 : 20, 2);
@@ -254,10 +274,10 @@ void write_torch_zip(const std::string & path, const std::vector<TensorToWrite> 
         }
     }
     const uint64_t cd_size = f.pos() - cd_off;
-    const uint64_t n = central.size();
-    bool z64 = opts.force_zip64 || n >= 0xFFFF || cd_off >= 0xFFFFFFFFull || cd_size >= 0xFFFFFFFFull;
+    const uint64_t n = impl_->central.size();
+    const bool z64 = force || n >= 0xFFFF || cd_off >= 0xFFFFFFFFull || cd_size >= 0xFFFFFFFFull;
     if (z64) {
-        uint64_t rec_at = f.pos();
+        const uint64_t rec_at = f.pos();
         f.u(0x06064b50, 4);
         f.u(44, 8);
         f.u(45, 2);
@@ -282,6 +302,16 @@ void write_torch_zip(const std::string & path, const std::vector<TensorToWrite> 
     f.u(z64 ? 0xFFFFFFFFull : cd_off, 4);
     f.u(0, 2);
     f.close();
+}
+
+void write_torch_zip(const std::string & path, const std::vector<TensorToWrite> & tensors, const TorchZipOptions & opts) {
+    ZipWriter z(path, opts.force_zip64);
+    const std::string pfx = opts.archive_name + "/";
+    z.add_bytes(pfx + "data.pkl", state_dict_pickle(tensors));
+    z.add_bytes(pfx + "byteorder", "little");
+    for (size_t k = 0; k < tensors.size(); ++k) z.add_tensor(pfx + "data/" + std::to_string(k), tensors[k]);
+    z.add_bytes(pfx + "version", "3\n");
+    z.finish();
 }
 
 }  // namespace visionllm::io

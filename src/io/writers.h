@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,6 +35,25 @@ struct TorchZipOptions {
 };
 void write_torch_zip(const std::string & path, const std::vector<TensorToWrite> & tensors,
                      const TorchZipOptions & opts = {});
+
+// a stored (uncompressed) zip, entries 64-byte aligned as torch.save writes them
+class ZipWriter {
+public:
+    ZipWriter(const std::string & path, bool force_zip64 = false);
+    ~ZipWriter();
+    // `emit` writes exactly `size` bytes through write() and returns their crc32
+    void add(const std::string & name, uint64_t size, const std::function<uint32_t()> & emit);
+    void add_bytes(const std::string & name, const std::string & data);
+    void add_tensor(const std::string & name, const TensorToWrite & t);
+    void finish();
+
+private:
+    struct Impl;
+    Impl * impl_;
+};
+
+// the data.pkl torch.save writes for {name: tensor} (storage keys "0", "1", ...)
+std::string state_dict_pickle(const std::vector<TensorToWrite> & tensors);
 
 // writes `text` to `path`, failing with the path named
 void write_text_file(const std::string & path, const std::string & text);

@@ -7,7 +7,7 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
+#include <ftw.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -21,9 +21,12 @@ TempDir::TempDir(const std::string & tag) {
     path_ = tmpl;
 }
 
+// std::filesystem is avoided on purpose: the torch wheel's libtorch.so exports
+// its own std::filesystem symbols, and calls bind to them and crash.
 TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    nftw(
+        path_.c_str(), [](const char * p, const struct stat *, int, struct FTW *) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
 }
 
 std::string source_dir() { return VISIONLLM_SOURCE_DIR; }
