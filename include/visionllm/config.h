@@ -91,7 +91,8 @@ struct GroundingDinoConfig {
     std::string raw_json;
 };
 
-// UniPose (config embedded as unipose_config)
+// UniPose (unipose_config: a free-form attribute bag in the reference; the fields its model reads,
+// with the defaults of UniPose_SwinT.py)
 struct UniPoseConfig {
     int64_t hidden_dim = 256;
     int64_t num_queries = 900;
@@ -110,13 +111,17 @@ struct UniPoseConfig {
     std::string raw_json;
 };
 
-// the SD 1.5 / InstructPix2Pix wrappers (sd_config, ip2p_config)
+// StableDiffusionWithLLMEmbConfig / InstructPix2PixWithLLMEmbConfig (sd_config, ip2p_config)
 struct DiffusionConfig {
-    std::string sd_model_id;
-    int64_t num_queries = 77;
+    std::string sd_model_id;    // default runwayml/stable-diffusion-v1-5 or timbrooks/instruct-pix2pix
+    std::string trigger_token;  // "[GEN]" or "[EDIT]"
+    int64_t llm_hidden_size = 4096;
     int64_t sd_hidden_size = 768;
+    int64_t num_queries = 77;
+    int64_t num_encoder_layers = 1;
+    int64_t num_decoder_layers = 1;
     int64_t num_embed_tokens = 64;
-    double cfg_drop_rate = 0.1;
+    double cfg_drop_rate = 0.0;
     double cfg_scale = 7.5;
     std::string raw_json;
 };

@@ -18,13 +18,13 @@ std::vector<ComponentLayout> model_layout(const ModelConfig & m) {
             if (c.use_region_encoder)
                 out.push_back({"region_encoder", "region_encoder.", vision::region_encoder_expected_weights(vh, h)});
             out.push_back({"llm", "llm.", llm::llama_expected_weights(c.llm)});
-            // super-link queries: one embedding table per routing family
-            ComponentLayout emb{"emb_embeddings", "emb_embeddings_", {}};
-            if (c.use_gdino) emb.tensors.push_back({"det.weight", {c.num_embs, h}});
-            if (c.use_unipose) emb.tensors.push_back({"pose.weight", {c.num_embs, h}});
-            if (c.use_sd) emb.tensors.push_back({"gen.weight", {c.num_embs_gen, h}});
-            if (c.use_ip2p) emb.tensors.push_back({"edit.weight", {c.num_embs_gen, h}});
-            out.push_back(emb);
+            // super-link queries: one table per routing family, built whatever decoders are enabled
+            out.push_back({"emb_embeddings",
+                           "emb_embeddings_",
+                           {{"det.weight", {c.num_embs, h}},
+                            {"pose.weight", {c.num_embs, h}},
+                            {"gen.weight", {c.num_embs_gen, h}},
+                            {"edit.weight", {c.num_embs_gen, h}}}});
             if (c.use_gdino) out.push_back({"gdino", "gdino.", {}, false});
             if (c.use_unipose) out.push_back({"unipose", "unipose.", {}, false});
             if (c.use_sd) out.push_back({"sd", "sd.", {}, false});

@@ -149,55 +149,60 @@ std::string torch_dtype_name(DType dt) {
     }
 }
 
-json token_entry(const std::string & content, bool strip) {
-    return {{"content", content}, {"lstrip", strip}, {"normalized", false}, {"rstrip", strip}, {"single_word", false}};
-}
-
-// tokenizer.model + the transformers side files; returns the vocabulary size
+// tokenizer.model + the files transformers 4.34's slow LlamaTokenizer.save_pretrained writes
+// after VisionLLMv2's add_tokens(DEFAULT_TOKENS, special_tokens=True); returns the vocabulary size
 int64_t write_tokenizer(const std::string & dir, bool with_added_tokens) {
+    using sorted_json = nlohmann::json;  // sort_keys=True, as transformers writes them
     text::SpmModelSpec spm = text::tiny_llama_spm_model();
     io::write_text_file(dir + "/tokenizer.model", text::serialize_spm_model(spm));
-    const int64_t n_sp = int64_t(spm.pieces.size());
+    int64_t vocab = int64_t(spm.pieces.size());
 
-    json added = json::object();
-    json decoder = json::object();
+    auto entry = [](const std::string & content, bool strip) {
+        return sorted_json{{"content", content}, {"lstrip", strip},       {"normalized", false},
+                           {"rstrip", strip},    {"single_word", false}, {"special", true}};
+    };
     const char * const base[] = {"<unk>", "<s>", "</s>"};
+    sorted_json added = sorted_json::object();
+    sorted_json decoder = sorted_json::object();
+    sorted_json additional = sorted_json::array();
     for (int i = 0; i < 3; ++i) {
-        json e = token_entry(base[i], false);
-        e["special"] = true;
-        decoder[std::to_string(i)] = e;
+        // add_tokens(..., special_tokens=True) also rewrites the three base tokens with lstrip/rstrip
+        decoder[std::to_string(i)] = entry(base[i], with_added_tokens);
+        if (with_added_tokens) {
+            added[base[i]] = i;
+            additional.push_back(base[i]);
+        }
     }
-    int64_t vocab = n_sp;
     if (with_added_tokens) {
         for (const char * tok : k_added_tokens) {
             added[tok] = vocab;
-            json e = token_entry(tok, true);
-            e["special"] = true;
-            decoder[std::to_string(vocab)] = e;
+            decoder[std::to_string(vocab)] = entry(tok, true);
+            additional.push_back(tok);
             ++vocab;
         }
-        io::write_text_file(dir + "/added_tokens.json", added.dump(2));
+        io::write_text_file(dir + "/added_tokens.json", added.dump(2) + "\n");
     }
-    json special = {{"bos_token", token_entry("<s>", false)},
-                    {"eos_token", token_entry("</s>", false)},
-                    {"pad_token", "<unk>"},
-                    {"unk_token", token_entry("<unk>", false)}};
-    io::write_text_file(dir + "/special_tokens_map.json", special.dump(2));
-    json cfg = {{"add_bos_token", true},
-                {"add_eos_token", false},
-                {"added_tokens_decoder", decoder},
-                {"bos_token", "<s>"},
-                {"clean_up_tokenization_spaces", false},
-                {"eos_token", "</s>"},
-                {"legacy", false},
-                {"model_max_length", 4096},
-                {"pad_token", "<unk>"},
-                {"padding_side", "right"},
-                {"sp_model_kwargs", json::object()},
-                {"tokenizer_class", "LlamaTokenizer"},
-                {"unk_token", "<unk>"},
-                {"use_default_system_prompt", false}};
-    io::write_text_file(dir + "/tokenizer_config.json", cfg.dump(2));
+    sorted_json special = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"pad_token", "<unk>"}, {"unk_token", "<unk>"}};
+    if (with_added_tokens) special["additional_special_tokens"] = additional;
+    io::write_text_file(dir + "/special_tokens_map.json", special.dump(2) + "\n");
+    sorted_json cfg = {{"add_bos_token", true},
+                       {"add_eos_token", false},
+                       {"added_tokens_decoder", decoder},
+                       {"bos_token", "<s>"},
+                       {"clean_up_tokenization_spaces", false},
+                       {"eos_token", "</s>"},
+                       {"legacy", false},
+                       {"model_max_length", 4096},
+                       {"pad_token", "<unk>"},
+                       {"padding_side", "right"},
+                       {"sp_model_kwargs", sorted_json::object()},
+                       {"spaces_between_special_tokens", false},
+                       {"tokenizer_class", "LlamaTokenizer"},
+                       {"tokenizer_file", nullptr},
+                       {"unk_token", "<unk>"},
+                       {"use_default_system_prompt", true}};
+    if (with_added_tokens) cfg["additional_special_tokens"] = additional;
+    io::write_text_file(dir + "/tokenizer_config.json", cfg.dump(2) + "\n");
     return vocab;
 }
 

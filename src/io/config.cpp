@@ -206,10 +206,13 @@ UniPoseConfig parse_unipose(const Obj & o) {
     return c;
 }
 
-DiffusionConfig parse_diffusion(const Obj & o, double cfg_drop_default) {
+DiffusionConfig parse_diffusion(const Obj & o, const std::string & default_model_id, const std::string & trigger) {
     DiffusionConfig c;
-    c.cfg_drop_rate = cfg_drop_default;
-    c.sd_model_id = o.str("sd_model_id", c.sd_model_id);
+    c.sd_model_id = o.str("sd_model_id", default_model_id);
+    c.trigger_token = o.str("trigger_token", trigger);
+    c.llm_hidden_size = o.pos_i64("llm_hidden_size", c.llm_hidden_size);
+    c.num_encoder_layers = o.pos_i64("num_encoder_layers", c.num_encoder_layers);
+    c.num_decoder_layers = o.pos_i64("num_decoder_layers", c.num_decoder_layers);
     c.num_queries = o.pos_i64("num_queries", c.num_queries);
     c.sd_hidden_size = o.pos_i64("sd_hidden_size", c.sd_hidden_size);
     c.num_embed_tokens = o.pos_i64("num_embed_tokens", c.num_embed_tokens);
@@ -219,10 +222,22 @@ DiffusionConfig parse_diffusion(const Obj & o, double cfg_drop_default) {
     return c;
 }
 
+bool has_arch(const Obj & o, const std::string & name) {
+    if (!o.has("architectures") || !o.at("architectures").is_array()) return false;
+    for (const auto & a : o.at("architectures")) {
+        if (a.is_string() && a.get<std::string>() == name) return true;
+    }
+    return false;
+}
+
 VisionLLMv2Config parse_vllm(const Obj & o) {
     VisionLLMv2Config c;
-    c.llm = parse_llama(o.sub("llm_config"));
-    c.vision = parse_clip_vision(o.sub("vis_encoder_config"));
+    const Obj llm = o.sub("llm_config"), vis = o.sub("vis_encoder_config");
+    if (has_arch(llm, "InternLM2ForCausalLM") || has_arch(vis, "InternVisionModel"))
+        fail(o.where(), ": this is the InternLM2/InternViT (26B) variant of VisionLLMv2, which is not supported; "
+                        "visionllm runs the released 7B model (Vicuna + CLIP)");
+    c.llm = parse_llama(llm);
+    c.vision = parse_clip_vision(vis);
     c.vl_bridge_type = o.str("vl_bridge_type", c.vl_bridge_type);
     if (c.vl_bridge_type != "mlp2x_gelu")
         fail(o.field("vl_bridge_type"), ": '", c.vl_bridge_type, "' is not supported (the released 7B model uses mlp2x_gelu)");
@@ -241,8 +256,9 @@ VisionLLMv2Config parse_vllm(const Obj & o) {
     c.use_ip2p = o.boolean("use_ip2p", c.use_ip2p);
     if (o.has("gdino_config")) c.gdino = parse_gdino(o.sub("gdino_config"));
     if (o.has("unipose_config")) c.unipose = parse_unipose(o.sub("unipose_config"));
-    if (o.has("sd_config")) c.sd = parse_diffusion(o.sub("sd_config"), 0.1);
-    if (o.has("ip2p_config")) c.ip2p = parse_diffusion(o.sub("ip2p_config"), 0.05);
+    // the tool configs are written as null when their use_* flag is false
+    if (o.has("sd_config")) c.sd = parse_diffusion(o.sub("sd_config"), "runwayml/stable-diffusion-v1-5", "[GEN]");
+    if (o.has("ip2p_config")) c.ip2p = parse_diffusion(o.sub("ip2p_config"), "timbrooks/instruct-pix2pix", "[EDIT]");
     if (c.use_gdino && !c.gdino) fail(o.where(), ": use_gdino is true but gdino_config is missing");
     if (c.use_unipose && !c.unipose) fail(o.where(), ": use_unipose is true but unipose_config is missing");
     if (c.use_sd && !c.sd) fail(o.where(), ": use_sd is true but sd_config is missing");
@@ -250,13 +266,6 @@ VisionLLMv2Config parse_vllm(const Obj & o) {
     return c;
 }
 
-bool has_arch(const Obj & o, const std::string & name) {
-    if (!o.has("architectures") || !o.at("architectures").is_array()) return false;
-    for (const auto & a : o.at("architectures")) {
-        if (a.is_string() && a.get<std::string>() == name) return true;
-    }
-    return false;
-}
 
 }  // namespace
 
@@ -337,6 +346,7 @@ std::string to_config_json(const LlamaConfig & c) {
 
 std::string to_config_json(const VisionLLMv2Config & c) {
     json v = {
+        {"architectures", {"CLIPVisionModel"}},
         {"model_type", "clip_vision_model"},
         {"hidden_size", c.vision.hidden_size},
         {"intermediate_size", c.vision.intermediate_size},
@@ -352,6 +362,7 @@ std::string to_config_json(const VisionLLMv2Config & c) {
     json j = {
         {"architectures", {"VisionLLMv2Model"}},
         {"model_type", "visionllmv2"},
+        {"pretrained_vl_bridge", nullptr},
         {"llm_config", json::parse(to_config_json(c.llm))},
         {"vis_encoder_config", v},
         {"vl_bridge_type", c.vl_bridge_type},
@@ -367,11 +378,12 @@ std::string to_config_json(const VisionLLMv2Config & c) {
         {"use_ip2p", c.use_ip2p},
         {"torch_dtype", c.llm.torch_dtype.empty() ? json(nullptr) : json(c.llm.torch_dtype)},
     };
-    auto raw = [](const std::string & s) { return s.empty() ? json::object() : json::parse(s); };
-    if (c.gdino) j["gdino_config"] = raw(c.gdino->raw_json);
-    if (c.unipose) j["unipose_config"] = raw(c.unipose->raw_json);
-    if (c.sd) j["sd_config"] = raw(c.sd->raw_json);
-    if (c.ip2p) j["ip2p_config"] = raw(c.ip2p->raw_json);
+    // as VisionLLMv2Config.to_dict: the tool configs are always present, null when unused
+    auto raw = [](const auto & opt) { return !opt ? json(nullptr) : opt->raw_json.empty() ? json::object() : json::parse(opt->raw_json); };
+    j["gdino_config"] = raw(c.gdino);
+    j["unipose_config"] = raw(c.unipose);
+    j["sd_config"] = raw(c.sd);
+    j["ip2p_config"] = raw(c.ip2p);
     return j.dump(2);
 }
 
