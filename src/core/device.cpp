@@ -41,7 +41,8 @@ c10::Device resolve_device(const std::string & spec, const std::string & what) {
             index = std::stoi(n);
         }
 #ifndef VISIONLLM_WITH_CUDA
-        fail(what, " ", spec, ": this build of visionllm has no CUDA support (nvcc was not found when it was built)");
+        fail(what, " ", spec, ": no usable CUDA device (this build of visionllm has no CUDA kernels: nvcc was not "
+             "found when it was built); use --device cpu");
 #else
         const int count = cuda_device_count();
         if (count == 0) {
