@@ -36,6 +36,7 @@ struct KeyReport {
     std::vector<std::string> unexpected;
     std::vector<Mismatch> mismatched;
     size_t expected_count = 0;
+    size_t optional_absent = 0;  // optional entries (non-persistent buffers) not saved
     bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
     // human-readable lines, at most `limit` names per list (0: all)
     std::string to_string(size_t limit = 20) const;

@@ -21,6 +21,7 @@ void Progress::done() {
     if (finished_) return;
     finished_ = true;
     current_ = total_;
+    if (!tty_ && last_pct_ == 100) return;  // the 100% line is out already
     draw(true);
 }
 

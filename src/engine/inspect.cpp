@@ -85,7 +85,9 @@ std::string inspect_to_text(const InspectResult & r, bool verbose) {
         if (!c.checked) {
             keys = "not checked (no port yet)";
         } else if (c.report.ok()) {
-            keys = "ok (" + std::to_string(c.report.expected_count) + " expected)";
+            keys = "ok (" + std::to_string(c.report.expected_count - c.report.optional_absent) + " keys";
+            if (c.report.optional_absent) keys += ", " + std::to_string(c.report.optional_absent) + " optional absent";
+            keys += ")";
         } else {
             keys = std::to_string(c.report.missing.size()) + " missing, " + std::to_string(c.report.unexpected.size()) +
                    " unexpected, " + std::to_string(c.report.mismatched.size()) + " mismatched";
@@ -128,6 +130,7 @@ std::string inspect_to_json(const InspectResult & r) {
         cj["checked"] = c.checked;
         if (c.checked) {
             cj["expected"] = c.report.expected_count;
+            cj["optional_absent"] = c.report.optional_absent;
             cj["missing"] = c.report.missing;
             cj["unexpected"] = c.report.unexpected;
             json mm = json::array();

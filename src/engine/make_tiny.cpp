@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/progress.h"
 #include "engine/layout.h"
@@ -102,9 +103,8 @@ io::TensorToWrite random_tensor(const std::string & name, const std::vector<int6
     const Init init = init_for(name, shape);
     const uint64_t key = hash_name(name, seed);
     const int64_t last = shape.empty() ? 1 : shape.back();
-    t.fill = [=](uint8_t * dst, uint64_t off, uint64_t n) {
-        const size_t es = dtype_size(t.dtype);
-        const uint64_t i0 = off / es, cnt = n / es;
+    // counter-based: element i's value depends only on (seed, name, i), not on chunking or threads
+    auto fill_range = [=](uint8_t * dst, uint64_t i0, uint64_t cnt, size_t es) {
         for (uint64_t k = 0; k < cnt; ++k) {
             const uint64_t i = i0 + k;
             if (is_ids) {
@@ -112,25 +112,29 @@ io::TensorToWrite random_tensor(const std::string & name, const std::vector<int6
                 std::memcpy(dst + k * es, &v, 8);
                 continue;
             }
-            // counter-based: the value of element i does not depend on chunking
-            const uint64_t r = splitmix64(key ^ (i * 0x9E3779B97F4A7C15ull));
-            const float u = float(double(r >> 40) * (1.0 / double(1ull << 23)) - 1.0);
+            const uint64_t r = splitmix64(key ^ ((i >> 2) * 0x9E3779B97F4A7C15ull));  // 4 values per draw
+            const float u = float((r >> (16 * (i & 3))) & 0xFFFF) * (1.0f / 32768.0f) - 1.0f;
             const float v = init.center + init.scale * u;
-            switch (t.dtype) {
-                case DType::F32: std::memcpy(dst + k * 4, &v, 4); break;
-                case DType::BF16: {
-                    uint16_t b = f32_to_bf16(v);
-                    std::memcpy(dst + k * 2, &b, 2);
-                    break;
-                }
-                case DType::F16: {
-                    uint16_t h = f32_to_f16(v);
-                    std::memcpy(dst + k * 2, &h, 2);
-                    break;
-                }
-                default: fail("make-tiny: unsupported weight dtype ", dtype_name(t.dtype));
+            if (es == 4) {
+                std::memcpy(dst + k * 4, &v, 4);
+            } else {
+                const uint16_t h = dt == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+                std::memcpy(dst + k * 2, &h, 2);
             }
         }
+    };
+    t.fill = [=](uint8_t * dst, uint64_t off, uint64_t n) {
+        const size_t es = dtype_size(t.dtype);
+        const uint64_t i0 = off / es, cnt = n / es;
+        const unsigned threads = cnt >= (1u << 18) ? std::max(1u, std::thread::hardware_concurrency()) : 1u;
+        std::vector<std::thread> pool;
+        const uint64_t per = (cnt + threads - 1) / threads;
+        for (unsigned w = 1; w < threads; ++w) {
+            const uint64_t b = w * per, e = std::min(cnt, b + per);
+            if (b < e) pool.emplace_back(fill_range, dst + b * es, i0 + b, e - b, es);
+        }
+        fill_range(dst, i0, std::min(cnt, per), es);
+        for (auto & th : pool) th.join();
         if (progress != nullptr) progress->add(n);
     };
     return t;

@@ -100,6 +100,7 @@ WeightMap WeightMap::open(const std::string & path) {
             }
         }
         if (shards.empty()) fail(index, ": weight_map is empty");
+        std::sort(shards.begin(), shards.end());
     }
 
     for (const auto & sp : shards) {
@@ -170,7 +171,8 @@ KeyReport WeightMap::check(const std::vector<ExpectedTensor> & expected, const s
         want.insert(full);
         auto it = by_name_.find(full);
         if (it == by_name_.end()) {
-            if (!e.optional) r.missing.push_back(full);
+            if (e.optional) r.optional_absent++;
+            else r.missing.push_back(full);
             continue;
         }
         const auto & shape = tensors_[it->second].shape;
