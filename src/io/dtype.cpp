@@ -60,24 +60,21 @@ DType dtype_from_name(const std::string & name, const std::string & what) {
     fail(what, ": unknown dtype '", name, "' (expected one of f32, f16, bf16, f64, i64, i32, i16, i8, u8, bool)");
 }
 
-bool dtype_from_safetensors(const std::string & name, DType & out) {
+namespace {
+bool find_by(const char * const DTypeRow::*column, const std::string & name, DType & out) {
     for (const auto & r : k_rows) {
-        if (name == r.st_name) {
+        if (name == r.*column) {
             out = r.dt;
             return true;
         }
     }
     return false;
 }
+}  // namespace
 
+bool dtype_from_safetensors(const std::string & name, DType & out) { return find_by(&DTypeRow::st_name, name, out); }
 bool dtype_from_torch_storage(const std::string & name, DType & out) {
-    for (const auto & r : k_rows) {
-        if (name == r.torch_storage) {
-            out = r.dt;
-            return true;
-        }
-    }
-    return false;
+    return find_by(&DTypeRow::torch_storage, name, out);
 }
 
 }  // namespace visionllm

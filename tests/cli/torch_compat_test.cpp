@@ -18,7 +18,7 @@ namespace {
 
 bool have_python_torch() {
     std::string out;
-    return run(std::string("'") + VISIONLLM_PYTHON + "' -c 'import torch, safetensors' ", &out) == 0;
+    return run("'" + python_path() + "' -c 'import torch, safetensors' ", &out) == 0;
 }
 
 // {name: crc32 of the contiguous bytes} from Python, loading every file of `dir`
@@ -38,7 +38,7 @@ print(json.dumps(out))
 )PY";
     write_file(dir + "/crc.py", script);
     std::string out;
-    int rc = run(std::string("'") + VISIONLLM_PYTHON + "' " + dir + "/crc.py " + dir + (mmap ? " 1" : " 0"), &out);
+    int rc = run("'" + python_path() + "' " + dir + "/crc.py " + dir + (mmap ? " 1" : " 0"), &out);
     EXPECT_EQ(rc, 0) << out;
     return json::parse(out.substr(out.find('{')));
 }
@@ -46,7 +46,7 @@ print(json.dumps(out))
 }  // namespace
 
 TEST(TorchCompat, ReferenceLoadersReadMakeTinyOutput) {
-    if (!have_python_torch()) GTEST_SKIP() << "no Python torch + safetensors at " << VISIONLLM_PYTHON;
+    if (!have_python_torch()) GTEST_SKIP() << "no Python torch + safetensors at " << python_path();
     for (const char * format : {"bin", "safetensors"}) {
         TempDir d("compat");
         visionllm::MakeTinyOptions o;

@@ -32,6 +32,7 @@ TempDir::~TempDir() {
 std::string source_dir() { return VISIONLLM_SOURCE_DIR; }
 std::string golden_dir(const std::string & component) { return source_dir() + "/tests/data/golden/" + component; }
 std::string bin_path(const std::string & tool) { return std::string(VISIONLLM_BIN_DIR) + "/" + tool; }
+std::string python_path() { return VISIONLLM_PYTHON; }
 
 std::string shared_dir() {
     std::string d = source_dir() + "/../shared";

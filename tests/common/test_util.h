@@ -22,6 +22,7 @@ private:
 std::string source_dir();
 std::string golden_dir(const std::string & component);  // tests/data/golden/<component>
 std::string bin_path(const std::string & tool);           // build/bin/<tool>
+std::string python_path();                                // the venv's Python the build was configured with
 // ../shared next to the project root, or "" when absent (tests then skip)
 std::string shared_dir();
 

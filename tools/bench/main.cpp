@@ -2,12 +2,12 @@
 // against a baseline measured in the same run (here: the machine's read bandwidth).
 #include <chrono>
 #include <cstdio>
-#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "common/args.h"
+#include "common/subcommands.h"
 #include "core/membw.h"
 #include "visionllm/checkpoint.h"
 #include "visionllm/error.h"
@@ -92,48 +92,14 @@ int bench_load(int argc, char ** argv) {
     return 0;
 }
 
-struct Bench {
-    const char * name;
-    const char * summary;
-    int (*run)(int, char **);
-};
-const Bench k_benches[] = {
-    {"membw", "read bandwidth of this machine (the decode bound)", bench_membw},
-    {"load", "checkpoint mapping and first-touch throughput", bench_load},
-};
-
-void usage(FILE * out) {
-    std::fprintf(out, "usage: visionllm-bench <benchmark> [options]\n\nvisionllm %s benchmarks:\n", VISIONLLM_VERSION);
-    for (const auto & b : k_benches) std::fprintf(out, "  %-8s %s\n", b.name, b.summary);
-    std::fprintf(out, "\nRun 'visionllm-bench <benchmark> --help' for its options.\n");
-}
-
 }  // namespace
 
 int main(int argc, char ** argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 1;
-    }
-    const std::string cmd = argv[1];
-    if (cmd == "-h" || cmd == "--help") {
-        usage(stdout);
-        return 0;
-    }
-    if (cmd == "--version") {
-        std::printf("visionllm-bench %s\n", VISIONLLM_VERSION);
-        return 0;
-    }
-    for (const auto & b : k_benches) {
-        if (cmd != b.name) continue;
-        try {
-            return b.run(argc - 2, argv + 2);
-        } catch (const std::exception & e) {
-            std::fprintf(stderr, "visionllm-bench %s: error: %s\n", b.name, e.what());
-            return 1;
-        }
-    }
-    std::fprintf(stderr, "visionllm-bench: unknown benchmark '%s'\n\n", cmd.c_str());
-    usage(stderr);
-    return 1;
+    return visionllm::cli::run_subcommands(
+        "visionllm-bench", "benchmarks, each set against a baseline measured in the same run",
+        {
+            {"membw", "read bandwidth of this machine (the decode bound)", bench_membw},
+            {"load", "checkpoint mapping and first-touch throughput", bench_load},
+        },
+        argc, argv);
 }
