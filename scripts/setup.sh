@@ -37,19 +37,23 @@ else
 fi
 
 # --- LibTorch: the torch wheel in a project-local venv -----------------------
-have_torch() {
+# prints "<torch version> <cuda version>" when the venv holds the right torch (and safetensors)
+torch_info() {
     .venv/bin/python - "$TORCH_VERSION" <<'PY' 2>/dev/null
 import sys, torch, safetensors
-sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
+if torch.__version__.split("+")[0] != sys.argv[1]:
+    sys.exit(1)
+print(torch.__version__, torch.version.cuda or "cpu")
 PY
 }
-if ! have_torch; then
+if ! INFO=$(torch_info); then
     log "creating .venv with torch==$TORCH_VERSION (the wheel's LibTorch is what we link)"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" safetensors numpy
+    INFO=$(torch_info)
 fi
-TORCH_CUDA=$(.venv/bin/python -c "import torch; print(torch.version.cuda or 'cpu')" 2>/dev/null)
-log "torch $(.venv/bin/python -c 'import torch; print(torch.__version__)' 2>/dev/null) (CUDA $TORCH_CUDA)"
+TORCH_CUDA="${INFO#* }"
+log "torch ${INFO% *} (CUDA $TORCH_CUDA)"
 if command -v nvcc >/dev/null 2>&1; then
     NVCC_CUDA=$(nvcc --version | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')
     if [ "${TORCH_CUDA%%.*}" != "${NVCC_CUDA%%.*}" ]; then

@@ -9,6 +9,7 @@
 
 #include "common/test_util.h"
 #include "visionllm/checkpoint.h"
+#include "io/writers.h"
 #include "visionllm/make_tiny.h"
 
 using namespace visionllm::test;
@@ -68,4 +69,22 @@ TEST(TorchCompat, ReferenceLoadersReadMakeTinyOutput) {
             }
         }
     }
+}
+
+TEST(TorchCompat, ReferenceLoaderReadsZip64Archives) {
+    if (!have_python_torch()) GTEST_SKIP() << "no Python torch + safetensors at " << python_path();
+    TempDir d("compat");
+    std::vector<float> v(1000);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = float(i) * 0.5f;
+    visionllm::io::TorchZipOptions o;
+    o.force_zip64 = true;
+    visionllm::io::write_torch_zip(d.file("z64.bin"),
+                                   {visionllm::io::tensor_from_bytes("a", visionllm::DType::F32, {10, 100}, v.data()),
+                                    visionllm::io::tensor_from_bytes("b", visionllm::DType::F32, {1000}, v.data())},
+                                   o);
+    json py = python_crcs(d.path(), true);
+    ASSERT_EQ(py.size(), 2u);
+    const uint32_t crc = uint32_t(crc32_z(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef *>(v.data()), v.size() * 4));
+    EXPECT_EQ(py["a"].get<uint32_t>(), crc);
+    EXPECT_EQ(py["b"].get<uint32_t>(), crc);
 }
