@@ -62,11 +62,11 @@ WeightMap WeightMap::open(const std::string & path) {
         const char * candidates[] = {"model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
                                      "pytorch_model.bin"};
         for (const char * c : candidates) {
-            std::string p = path + "/" + c;
-            if (is_file(p)) {
-                (ends_with(p, ".json") ? index : shards.emplace_back()) = p;
-                break;
-            }
+            const std::string p = path + "/" + c;
+            if (!is_file(p)) continue;
+            if (ends_with(p, ".json")) index = p;
+            else shards.push_back(p);
+            break;
         }
         if (index.empty() && shards.empty())
             fail(path, ": no checkpoint found (looked for model.safetensors.index.json, model.safetensors, "
