@@ -22,9 +22,6 @@ struct MakeTinyOptions {
     bool progress = true;
 };
 
-// every component make-tiny knows, and the ones that arrive with later ports
-const std::vector<std::string> & make_tiny_components();
-
 void make_tiny(const MakeTinyOptions & opts);
 
 }  // namespace visionllm

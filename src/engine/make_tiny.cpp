@@ -319,11 +319,6 @@ void write_weights(const MakeTinyOptions & o, std::vector<io::TensorToWrite> ten
 
 }  // namespace
 
-const std::vector<std::string> & make_tiny_components() {
-    static const std::vector<std::string> c = {"llm", "vision", "region", "gdino", "unipose", "sd", "ip2p"};
-    return c;
-}
-
 void make_tiny(const MakeTinyOptions & o) {
     if (o.out_dir.empty()) fail("make-tiny: an output directory (-o) is required");
     if (o.arch != "visionllmv2" && o.arch != "llama")

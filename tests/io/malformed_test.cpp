@@ -68,28 +68,29 @@ std::string torch_zip_with(const TempDir & d, const std::string & pickle, size_t
 
 }  // namespace
 
+// the whole file parses, and every proper prefix of it is refused with the file named
+template <class ParseError>
+void expect_every_truncation_fails(const std::string & good, ParseError parse_error, const std::string & what) {
+    ASSERT_EQ(parse_error(good), "");
+    for (size_t n = 0; n < good.size(); ++n) {
+        std::string e = parse_error(good.substr(0, n));
+        ASSERT_NE(e, "") << "truncated to " << n << " bytes was accepted";
+        EXPECT_NE(e.find(what), std::string::npos) << e;
+    }
+}
+
 TEST(Malformed, TruncatedTorchZipAtEveryLength) {
     TempDir d("bad");
     io::write_torch_zip(d.file("ok.bin"), {io::tensor_from_bytes("w", DType::F32, {4, 4}, k_vals.data())});
-    const std::string good = read_file(d.file("ok.bin"));
-    ASSERT_EQ(parse_error_torch(good), "");
-    for (size_t n = 0; n < good.size(); ++n) {
-        std::string e = parse_error_torch(good.substr(0, n));
-        ASSERT_NE(e, "") << "truncated to " << n << " bytes was accepted";
-        EXPECT_NE(e.find("ckpt.bin"), std::string::npos) << e;
-    }
+    expect_every_truncation_fails(read_file(d.file("ok.bin")), [](const std::string & b) { return parse_error_torch(b); },
+                                  "ckpt.bin");
 }
 
 TEST(Malformed, TruncatedSafetensorsAtEveryLength) {
     TempDir d("bad");
     io::write_safetensors(d.file("ok.safetensors"), {io::tensor_from_bytes("w", DType::F32, {4, 4}, k_vals.data())});
-    const std::string good = read_file(d.file("ok.safetensors"));
-    ASSERT_EQ(parse_error_st(good), "");
-    for (size_t n = 0; n < good.size(); ++n) {
-        std::string e = parse_error_st(good.substr(0, n));
-        ASSERT_NE(e, "") << "truncated to " << n << " bytes was accepted";
-        EXPECT_NE(e.find("ckpt.safetensors"), std::string::npos) << e;
-    }
+    expect_every_truncation_fails(read_file(d.file("ok.safetensors")),
+                                  [](const std::string & b) { return parse_error_st(b); }, "ckpt.safetensors");
 }
 
 TEST(Malformed, SafetensorsHeaderLengthBeyondFile) {
