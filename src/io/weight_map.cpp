@@ -21,10 +21,6 @@ bool is_dir(const std::string & p) {
     struct stat st {};
     return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
-bool is_file(const std::string & p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 bool ends_with(const std::string & s, const std::string & suf) {
     return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
@@ -63,7 +59,7 @@ WeightMap WeightMap::open(const std::string & path) {
                                      "pytorch_model.bin"};
         for (const char * c : candidates) {
             const std::string p = path + "/" + c;
-            if (!is_file(p)) continue;
+            if (!io::file_exists(p)) continue;
             if (ends_with(p, ".json")) index = p;
             else shards.push_back(p);
             break;
@@ -73,7 +69,7 @@ WeightMap WeightMap::open(const std::string & path) {
                        "pytorch_model.bin.index.json, pytorch_model.bin)");
     } else if (ends_with(path, ".json")) {
         index = path;
-    } else if (is_file(path)) {
+    } else if (io::file_exists(path)) {
         shards.push_back(path);
     } else {
         fail(path, ": no such file or directory");
@@ -95,7 +91,7 @@ WeightMap WeightMap::open(const std::string & path) {
             std::string sp = dir + "/" + shard;
             listed[it.key()] = sp;
             if (seen.insert(sp).second) {
-                if (!is_file(sp)) fail(index, ": shard '", shard, "' (listed for '", it.key(), "') is missing in ", dir);
+                if (!io::file_exists(sp)) fail(index, ": shard '", shard, "' (listed for '", it.key(), "') is missing in ", dir);
                 shards.push_back(sp);
             }
         }
