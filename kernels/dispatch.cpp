@@ -1,6 +1,8 @@
 // Device dispatch for kernels/ops.h.
 #include "kernels/ops.h"
 
+#include <ATen/ops/linear.h>
+
 #include "visionllm/error.h"
 
 namespace visionllm::kernels {
@@ -22,6 +24,17 @@ at::Tensor rms_norm(const at::Tensor & x, const at::Tensor & w, double eps) {
 #endif
     }
     return cpu::rms_norm(x, w, eps);
+}
+
+}  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+at::Tensor linear(const at::Tensor & x, const at::Tensor & w, const at::Tensor & b) {
+    check_same_device(x, w, "linear");
+    if (b.defined()) check_same_device(x, b, "linear");
+    if (x.is_cuda()) return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+    return cpu::linear(x, w, b);
 }
 
 }  // namespace visionllm::kernels

@@ -38,9 +38,25 @@ __attribute__((target("avx512f"))) uint64_t sum_words_avx512(const uint64_t * p,
     return s + sum_words_scalar(p + i, n - i);
 }
 
+// 256-bit loads for CPUs without AVX-512 (the GEMV's AVX2 path reads the same way)
+__attribute__((target("avx2"))) uint64_t sum_words_avx2(const uint64_t * p, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + i + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + i + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + i + 12)));
+    }
+    alignas(32) uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i *>(lanes),
+                       _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] + sum_words_scalar(p + i, n - i);
+}
+
 uint64_t sum_words(const uint64_t * p, size_t n) {
-    static const bool avx512 = __builtin_cpu_supports("avx512f");
-    return avx512 ? sum_words_avx512(p, n) : sum_words_scalar(p, n);
+    static const int isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") ? 1 : 0);
+    return isa == 2 ? sum_words_avx512(p, n) : (isa == 1 ? sum_words_avx2(p, n) : sum_words_scalar(p, n));
 }
 }  // namespace
 

@@ -13,6 +13,10 @@
 #include "visionllm/error.h"
 #include "visionllm/version.h"
 
+namespace visionllm::cli {
+int bench_llm(int argc, char ** argv);
+}
+
 namespace {
 
 using visionllm::cli::Args;
@@ -100,6 +104,8 @@ int main(int argc, char ** argv) {
         {
             {"membw", "read bandwidth of this machine (the decode bound)", bench_membw},
             {"load", "checkpoint mapping and first-touch throughput", bench_load},
+            {"llm", "language model prefill and decode speed, against the read bandwidth and torch's matvec",
+             visionllm::cli::bench_llm},
         },
         argc, argv);
 }
