@@ -7,6 +7,8 @@ int main(int argc, char ** argv) {
     return run_subcommands(
         "visionllm", "VisionLLM v2 inference engine",
         {
+            {"run", "generate text with the language model (chat template, sampling, streaming)", cmd_run},
+            {"tokenize", "print the token ids of a text", cmd_tokenize},
             {"inspect", "list a model's components, parameter counts and dtypes, and check its keys", cmd_inspect},
             {"make-tiny", "write a random-weight checkpoint in the official layout (tests, demos, benchmarks)",
              cmd_make_tiny},
