@@ -38,3 +38,45 @@ at::Tensor linear(const at::Tensor & x, const at::Tensor & w, const at::Tensor &
 }
 
 }  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin) {
+    check_same_device(x, cos, "rope");
+    check_same_device(x, sin, "rope");
+    if (x.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::rope(x, cos, sin);
+#else
+        fail("rope: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    return cpu::rope(x, cos, sin);
+}
+
+at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up) {
+    check_same_device(gate, up, "silu_mul");
+    if (gate.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::silu_mul(gate, up);
+#else
+        fail("silu_mul: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    return cpu::silu_mul(gate, up);
+}
+
+at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal, double scale) {
+    check_same_device(q, k, "attention");
+    check_same_device(q, v, "attention");
+    if (q.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::attention(q, k, v, causal, scale);
+#else
+        fail("attention: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    return cpu::attention(q, k, v, causal, scale);
+}
+
+}  // namespace visionllm::kernels

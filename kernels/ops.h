@@ -38,3 +38,49 @@ at::Tensor gemv_bf16(const at::Tensor & x, const at::Tensor & w, LinearIsa isa);
 }  // namespace cpu
 
 }  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+// LLaMA rotary embedding (HF apply_rotary_pos_emb with rotate_half):
+// out = x*cos + cat(-x[D/2:], x[:D/2])*sin, in fp32 with one rounding.
+// x: [B, T, H, D], last dim contiguous, any strides on the first three (a slice
+// of a fused qkv output is fine); cos/sin: [B, T, D] or [T, D], x's dtype,
+// already gathered at the position ids. D even. Returns a contiguous [B, T, H, D].
+at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin);
+
+// silu(gate) * up elementwise (the LLaMA MLP), fp32 math; same shape and dtype (f32/f16/bf16).
+at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up);
+
+// Scaled dot-product attention with grouped-query heads: q [B, H, Tq, D];
+// k, v [B, Hkv, Tk, D] with H % Hkv == 0 (query head h reads kv head h / (H/Hkv)).
+// Any strides on dims 0-2 (k/v are usually views of a [B, Hkv, Smax, D] cache);
+// the last dim of k and v must be contiguous. The causal mask is bottom-right
+// aligned: query i sees keys j <= Tk - Tq + i (so Tq <= Tk). Softmax and
+// accumulation in fp32; returns a contiguous [B, H, Tq, D] in q's dtype. D <= 256.
+at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal, double scale);
+// the argument checks every attention backend shares; `op` prefixes the message
+void check_attention_args(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal,
+                          const char * op);
+
+namespace cpu {
+at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin);
+at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up);
+at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal, double scale);
+}  // namespace cpu
+
+#ifdef VISIONLLM_WITH_CUDA
+namespace cuda {
+at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin);
+at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up);
+// picks attention_decode for Tq <= 4, attention_prefill otherwise
+at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal, double scale);
+// flash-style: one block per (b, h, 32 queries), key tiles in shared memory, online softmax
+at::Tensor attention_prefill(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal,
+                             double scale);
+// split-K over the keys for few queries: partial softmax per block, merged by a second pass
+at::Tensor attention_decode(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal,
+                            double scale);
+}  // namespace cuda
+#endif
+
+}  // namespace visionllm::kernels

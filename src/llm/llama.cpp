@@ -11,29 +11,6 @@
 
 namespace visionllm::llm {
 
-// TEMP until kernels land
-namespace kernels {
-using visionllm::kernels::linear;
-using visionllm::kernels::rms_norm;
-at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin) {
-    const int64_t d = x.size(-1);
-    at::Tensor rot = at::cat({-x.narrow(-1, d / 2, d / 2), x.narrow(-1, 0, d / 2)}, -1);
-    at::Tensor c = cos.view({1, cos.size(0), 1, d}), s = sin.view({1, sin.size(0), 1, d});
-    return (x.to(at::kFloat) * c.to(at::kFloat) + rot.to(at::kFloat) * s.to(at::kFloat)).to(x.scalar_type());
-}
-at::Tensor silu_mul(const at::Tensor & g, const at::Tensor & u) { return at::silu(g) * u; }
-at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tensor & v, bool causal, double scale) {
-    const int64_t H = q.size(1), Hkv = k.size(1), Tq = q.size(2), Tk = k.size(2);
-    at::Tensor kk = k.repeat_interleave(H / Hkv, 1), vv = v.repeat_interleave(H / Hkv, 1);
-    at::Tensor s = at::matmul(q.to(at::kFloat), kk.to(at::kFloat).transpose(2, 3)) * scale;
-    if (causal) {
-        at::Tensor mask = at::ones({Tq, Tk}, at::kBool).triu(Tk - Tq + 1);
-        s = s.masked_fill(mask, -INFINITY);
-    }
-    return at::matmul(at::softmax(s, -1), vv.to(at::kFloat)).to(q.scalar_type());
-}
-}  // namespace kernels
-
 // ---------------------------------------------------------------- loading
 
 at::Tensor Loader::operator()(const WeightView & w, const std::string & name,
