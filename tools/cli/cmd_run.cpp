@@ -147,11 +147,11 @@ int cmd_run(int argc, char ** argv) {
     for (;;) {
         std::vector<int64_t> ids;
         if (a.on("--raw")) {
-            ids = tok->encode(question, /*add_bos=*/true);
+            ids = tok->encode(question, tok->add_bos());
         } else {
             conv.append(0, question);
             conv.append(1, "");
-            ids = tok->encode(conv.prompt(), /*add_bos=*/true);
+            ids = tok->encode(conv.prompt(), tok->add_bos());
         }
         size_t common = 0;
         while (common < ids.size() && common < context.size() && ids[common] == context[common]) ++common;

@@ -13,12 +13,14 @@ namespace visionllm::cli {
 int cmd_tokenize(int argc, char ** argv) {
     Args a("visionllm tokenize -m DIR -p TEXT [--no-bos] [--pieces] [--json]",
            "Prints the token ids of TEXT as one line of space-separated integers, exactly as\n"
-           "transformers' slow LlamaTokenizer gives them (added tokens, the legacy flag, BOS).\n"
-           "DIR needs only tokenizer.model and the tokenizer JSON files. --pieces adds a second\n"
-           "line with the pieces, space-separated (a space inside a piece shows as U+2581).");
-    a.add("-m,--model", "DIR", "directory with tokenizer.model (+ added_tokens.json, tokenizer_config.json, ...)");
+           "transformers' slow LlamaTokenizer (4.34) gives them: added tokens, the legacy flag,\n"
+           "BOS (and EOS) as tokenizer_config.json says. DIR needs only tokenizer.model and the\n"
+           "tokenizer JSON files. --pieces adds a second line with the pieces, space-separated,\n"
+           "one per id (SentencePiece shows a space as U+2581); --json prints both as\n"
+           "{\"ids\": [...], \"pieces\": [...]} instead.");
+    a.add("-m,--model", "DIR", "directory with tokenizer.model (+ tokenizer_config.json, added_tokens.json, ...)");
     a.add("-p,--prompt", "TEXT", "the text");
-    a.add("-f,--file", "FILE", "read the text from FILE");
+    a.add("-f,--file", "FILE", "read the text from FILE (as it is: a final newline is tokenized too)");
     a.add_switch("--no-bos", "do not add the BOS token");
     a.add_switch("--pieces", "also print the pieces, on a second line");
     a.add_switch("--json", "print {\"ids\": [...], \"pieces\": [...]} instead");
@@ -26,7 +28,7 @@ int cmd_tokenize(int argc, char ** argv) {
     VLLM_CHECK(a.has("--prompt") != a.has("--file"), "give one of -p/--prompt or -f/--file");
     const std::string text = a.has("--prompt") ? a.get("--prompt") : io::read_text_file(a.get("--file"));
     const text::Tokenizer tok = text::Tokenizer::load(a.require("--model"));
-    const std::vector<int64_t> ids = tok.encode(text, tok.add_bos() && !a.on("--no-bos"));
+    const std::vector<int64_t> ids = tok.encode(text, tok.add_bos() && !a.on("--no-bos"), tok.add_eos());
     std::vector<std::string> pieces;
     for (int64_t id : ids) pieces.push_back(tok.id_to_piece(id));
     if (a.on("--json")) {

@@ -3,13 +3,20 @@
 1. Trains a SentencePiece model the way LLaMA's was made (BPE, byte fallback, split digits, dummy
    prefix, identity normalizer, whitespace-only pieces) on a deterministic corpus
    -> tests/data/spm/llama_bpe.model
-2. For legacy=True and legacy=False: LlamaTokenizer(model, legacy=...), add_tokens(VisionLLMv2's
-   DEFAULT_TOKENS, special_tokens=True) as train.py does, pad = unk as the model sets it,
-   save_pretrained -> tests/data/golden/tokenizer/legacy_{true,false}/ (the JSON files only; the test
-   puts the model file next to them), then reloads with from_pretrained(use_fast=False), as the
-   checkpoint is loaded, and records for every case string: input_ids (with BOS), tokenize() pieces,
-   decode(ids) and decode(ids, skip_special_tokens=True)
-   -> tests/data/golden/tokenizer/cases.json
+2. legacy_true / legacy_false: the checkpoint's tokenizer as VisionLLMv2's train.py makes it. A
+   Vicuna-style source directory (tokenizer_config.json with AddedToken dicts and `legacy`,
+   special_tokens_map.json, no added tokens) is loaded with from_pretrained(use_fast=False, ...),
+   pad = unk, add_tokens(list(DEFAULT_TOKENS.values()), special_tokens=True) (which also rewrites
+   <s>, </s>, <unk> in added_tokens_decoder with lstrip/rstrip true, as in the released files),
+   save_pretrained, and reloaded as the model loads it.
+3. hf_legacy_format: a directory as transformers < 4.34 wrote it (no added_tokens_decoder):
+   added_tokens.json (non-special tokens, overlapping ones that trip the Trie), special tokens in
+   special_tokens_map.json given as strings and as dicts (single_word, lstrip-only, rstrip-only),
+   special tokens not in the vocabulary (new ids), no `legacy` key (the 4.34 default),
+   clean_up_tokenization_spaces on.
+   For each variant only the JSON files go to tests/data/golden/tokenizer/<variant>/ (the tests put
+   the model file next to them); cases.json holds, for every case string and variant: input_ids
+   (BOS added as configured), tokenize() pieces, decode(ids) and decode(ids, skip_special_tokens=True).
 
 Run: .venv/bin/python tools/golden/tokenizer.py   (pins in tools/golden/requirements.txt)
 """
@@ -20,16 +27,20 @@ import shutil
 import tempfile
 
 import sentencepiece as spm
+import transformers
 from transformers import LlamaTokenizer
+
+assert transformers.__version__ == "4.34.0", transformers.__version__
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SPM_OUT = os.path.join(ROOT, "tests", "data", "spm", "llama_bpe.model")
 OUT = os.path.join(ROOT, "tests", "data", "golden", "tokenizer")
 
-# visionllmv2/constant.py DEFAULT_TOKENS, in dict order
-DEFAULT_TOKENS = ["[PAD]", "<image>", "<im_patch>", "<region>", "<img>", "</img>", "<reg>", "</reg>", "<det>",
-                  "</det>", "<grd>", "</grd>", "[DET]", "[GRD]", "[SEG]", "[POSE]", "[GEN]", "[EDIT]", "[EMB]",
-                  "[EMB2]", "[EMB3]", "[EMB4]", "[EMB5]", "[EMB6]", "[EMB7]", "[EMB8]"]
+# visionllmv2/constant.py DEFAULT_TOKENS.values(), in dict order (train.py adds all of them, <s>, </s>,
+# <unk> included: those exist already and keep their ids)
+DEFAULT_TOKENS = ["[PAD]", "<s>", "</s>", "<unk>", "<image>", "<im_patch>", "<region>", "<img>", "</img>", "<reg>",
+                  "</reg>", "<det>", "</det>", "<grd>", "</grd>", "[DET]", "[GRD]", "[SEG]", "[POSE]", "[GEN]", "[EDIT]",
+                  "[EMB]", "[EMB2]", "[EMB3]", "[EMB4]", "[EMB5]", "[EMB6]", "[EMB7]", "[EMB8]"]
 
 SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
           "detailed, and polite answers to the user's questions.")
@@ -69,8 +80,18 @@ def train(tmp):
         normalization_rule_name="identity", allow_whitespace_only_pieces=True, character_coverage=0.9995,
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1, num_threads=1, shuffle_input_sentence=False,
         max_sentence_length=8192, minloglevel=2)
+    # the trainer records its input and output paths (a random temporary directory): fix them, so that the
+    # model file comes out byte-identical on every run
+    from sentencepiece import sentencepiece_model_pb2
+    model = sentencepiece_model_pb2.ModelProto()
+    with open(prefix + ".model", "rb") as f:
+        model.ParseFromString(f.read())
+    del model.trainer_spec.input[:]
+    model.trainer_spec.input.append("corpus.txt")
+    model.trainer_spec.model_prefix = "llama_bpe"
     os.makedirs(os.path.dirname(SPM_OUT), exist_ok=True)
-    shutil.copy(prefix + ".model", SPM_OUT)
+    with open(SPM_OUT, "wb") as f:
+        f.write(model.SerializeToString(deterministic=True))
 
 
 def cases():
@@ -117,6 +138,62 @@ def cases():
     return c
 
 
+
+# strings for the hf_legacy_format variant's extra tokens (appended, so earlier indices stay put)
+EXTRA_CASES = [
+    "<tool>", "x <tool> y", "x<tool>y", "x  <tool>  y", "<sw>", "a<sw>b", "a <sw> b", "a <sw>b", "a<sw> b",
+    "<sw><sw>", " <sw> ", "x <ls> y", "x<ls>y", "x <ls>y", "x<ls> y", "x <rs> y", "x<rs>y", "x <rs>y",
+    "x<rs> y", "<ls><rs>", "<pad>", "x <pad> y", "<new>", "x <new> y", "x<new>y", "hello world", "world",
+    " world ", "world world", "the world is round", "worldwide", "a  world  b", "<tag-a>", "<tagX-a>",
+    "<tag-b>", "tag", "tags", "a tag here", "tag <tag-a> tag", "<tag-a>tag", "x<tagX-a>y", "<<tag-a>>",
+    "don't stop . ok ? yes ! a , b", "it ' s", "I 'm here", "they 're and we 've", "can n't", "a .",
+    "end .", "x ,y", " ' ", "hello . world", "<image> .", "[DET] , [SEG] !", "world .", "<tool> ?",
+]
+
+HF_ADDED = {"<tool>": 1200, "<sw>": 1201, "<ls>": 1202, "<rs>": 1203, "world": 1204, "<tag-a>": 1205, "tag": 1206}
+
+
+def added_token(content, **flags):
+    d = {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+    d.update(flags)
+    return d
+
+
+def vicuna_source(d, legacy):
+    """A directory like lmsys/vicuna-7b-v1.5's tokenizer files (written by an older transformers)."""
+    os.makedirs(d)
+    shutil.copy(SPM_OUT, os.path.join(d, "tokenizer.model"))
+    typed = lambda c: dict(added_token(c), __type="AddedToken")
+    cfg = {"add_bos_token": True, "add_eos_token": False, "bos_token": typed("<s>"),
+           "clean_up_tokenization_spaces": False, "eos_token": typed("</s>"), "legacy": legacy,
+           "model_max_length": 4096, "pad_token": None, "padding_side": "right", "sp_model_kwargs": {},
+           "tokenizer_class": "LlamaTokenizer", "unk_token": typed("<unk>")}
+    smap = {"bos_token": added_token("<s>"), "eos_token": added_token("</s>"), "pad_token": "<unk>",
+            "unk_token": added_token("<unk>")}
+    write_json(os.path.join(d, "tokenizer_config.json"), cfg)
+    write_json(os.path.join(d, "special_tokens_map.json"), smap)
+
+
+def hf_legacy_format(d):
+    os.makedirs(d)
+    typed = lambda c: dict(added_token(c), __type="AddedToken")
+    cfg = {"add_bos_token": True, "add_eos_token": False, "bos_token": typed("<s>"),
+           "clean_up_tokenization_spaces": True, "eos_token": typed("</s>"), "model_max_length": 4096,
+           "pad_token": None, "sp_model_kwargs": {}, "tokenizer_class": "LlamaTokenizer", "unk_token": typed("<unk>")}
+    smap = {"additional_special_tokens": ["<tool>", added_token("<sw>", single_word=True),
+                                          added_token("<ls>", lstrip=True), added_token("<rs>", rstrip=True), "<new>"],
+            "bos_token": added_token("<s>"), "eos_token": added_token("</s>"), "pad_token": "<pad>",
+            "unk_token": added_token("<unk>")}
+    write_json(os.path.join(d, "tokenizer_config.json"), cfg)
+    write_json(os.path.join(d, "special_tokens_map.json"), smap)
+    write_json(os.path.join(d, "added_tokens.json"), HF_ADDED)
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def record(tok, strings):
     out = []
     for s in strings:
@@ -130,30 +207,53 @@ def record(tok, strings):
     return out
 
 
+def load(d):
+    tok = LlamaTokenizer.from_pretrained(d, use_fast=False)
+    assert isinstance(tok, LlamaTokenizer)
+    return tok
+
+
+def keep_json(build, d):
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for f in sorted(os.listdir(build)):
+        if f.endswith(".json"):
+            shutil.copy(os.path.join(build, f), d)
+
+
 def main():
     tmp = tempfile.mkdtemp()
     try:
         train(tmp)
-        strings = cases()
+        strings = cases() + [s for s in EXTRA_CASES if s not in cases()]
         result = {"strings": strings}
         for legacy in (True, False):
-            d = os.path.join(OUT, "legacy_" + str(legacy).lower())
-            shutil.rmtree(d, ignore_errors=True)
-            build = os.path.join(tmp, "build_" + str(legacy))
-            tok = LlamaTokenizer(SPM_OUT, legacy=legacy)
-            tok.add_tokens(DEFAULT_TOKENS, special_tokens=True)
+            name = "legacy_" + str(legacy).lower()
+            src, build = os.path.join(tmp, "src_" + name), os.path.join(tmp, "build_" + name)
+            vicuna_source(src, legacy)
+            # train.py: AutoTokenizer.from_pretrained(llm_path, model_max_length=..., padding_side="right",
+            # use_fast=False, add_eos_token=False); pad_token = unk_token; add_tokens(DEFAULT_TOKENS, special)
+            tok = LlamaTokenizer.from_pretrained(src, model_max_length=4096, padding_side="right", use_fast=False,
+                                                 add_eos_token=False)
             tok.pad_token = tok.unk_token
+            assert tok.add_tokens(DEFAULT_TOKENS, special_tokens=True) == len(DEFAULT_TOKENS) - 3
             tok.save_pretrained(build)
-            loaded = LlamaTokenizer.from_pretrained(build, use_fast=False)
+            loaded = load(build)
             assert loaded.legacy == legacy
-            os.makedirs(d)
-            for f in sorted(os.listdir(build)):
-                if f.endswith(".json"):
-                    shutil.copy(os.path.join(build, f), d)
-            result["legacy_" + str(legacy).lower()] = record(loaded, strings)
-            print("legacy", legacy, "vocab", len(loaded), "cases", len(strings))
+            keep_json(build, os.path.join(OUT, name))
+            result[name] = record(loaded, strings)
+            print(name, "vocab", len(loaded), "cases", len(strings))
+        build = os.path.join(tmp, "hf_legacy_format")
+        hf_legacy_format(build)
+        shutil.copy(SPM_OUT, os.path.join(build, "tokenizer.model"))
+        loaded = load(build)
+        assert loaded.legacy and loaded.convert_tokens_to_ids("<pad>") == 1207, loaded.convert_tokens_to_ids("<pad>")
+        keep_json(build, os.path.join(OUT, "hf_legacy_format"))
+        result["hf_legacy_format"] = record(loaded, strings)
+        print("hf_legacy_format vocab", len(loaded), "cases", len(strings))
         with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, ensure_ascii=False, indent=0)
+            f.write("\n")
     finally:
         shutil.rmtree(tmp)
 
