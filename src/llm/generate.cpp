@@ -30,7 +30,8 @@ void sync(const LlamaForCausalLM & model) {
 GenerateStats generate_from_embeds(const LlamaForCausalLM & model, KVCache & cache, const at::Tensor & embeds,
                                    std::vector<int64_t> history, const GenerateOptions & opt,
                                    const std::function<bool(int64_t)> & on_token) {
-    VLLM_CHECK(opt.max_new_tokens >= 0, "-n/--n-predict must not be negative, got ", opt.max_new_tokens);
+    VLLM_CHECK(opt.max_new_tokens >= -1, "-n/--n-predict must be -1 (until the context is full) or more, got ",
+               opt.max_new_tokens);
     VLLM_CHECK(cache.batch() == 1, "generate: runs a batch of one");
     VLLM_CHECK(embeds.defined() && embeds.dim() == 3 && embeds.size(1) > 0, "generate: the prompt has no tokens");
     const int64_t T = embeds.size(1);
@@ -45,7 +46,8 @@ GenerateStats generate_from_embeds(const LlamaForCausalLM & model, KVCache & cac
     sync(model);
     st.prompt_seconds = since(t0);
     t0 = clock_type::now();
-    for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
+    const bool unbounded = opt.max_new_tokens < 0;
+    for (int64_t i = 0; unbounded || i < opt.max_new_tokens; ++i) {
         const int64_t id = sampler.sample(logits[0], history);
         history.push_back(id);
         ++st.generated_tokens;
@@ -56,6 +58,7 @@ GenerateStats generate_from_embeds(const LlamaForCausalLM & model, KVCache & cac
         }
         if (i + 1 == opt.max_new_tokens) break;
         if (cache.length >= cache.capacity()) {
+            if (unbounded) break;  // -n -1: a full context is the end
             st.generate_seconds = since(t0);
             fail("generation reached the context length of ", cache.capacity(),
                  " tokens after ", st.generated_tokens, " new tokens (-c/--ctx-size, -n/--n-predict)");

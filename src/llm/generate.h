@@ -15,7 +15,7 @@
 namespace visionllm::llm {
 
 struct GenerateOptions {
-    int64_t max_new_tokens = 256;
+    int64_t max_new_tokens = 256;  // -1: until a stop id or the context is full
     SamplerParams sampler;
     std::vector<int64_t> stop_ids;  // generation ends after emitting one of these (e.g. EOS)
     int64_t prefill_chunk = 0;      // >0: prefill in chunks of this many tokens (bounds activation memory)

@@ -49,6 +49,15 @@ TEST(CliRun, TextChatOnAVisionLLMv2Checkpoint) {
     EXPECT_EQ(turns, 3u) << chat;
 }
 
+TEST(CliRun, NPredictMinusOneRunsUntilTheContextIsFull) {
+    // 12 prompt tokens in a 20-token context: 8 decode steps fit, and the token sampled from the last one
+    const std::string out = stdout_of(vl() + " run -m " + golden_dir("llama") +
+                                      "/mha --prompt-ids 5,6,7,8,9,10,11,12,13,14,15,16 --print-ids -n -1 -c 20 --ignore-eos");
+    EXPECT_EQ(ints(out).size(), 9u) << out;
+    EXPECT_NE(all_of(vl() + " run -m " + golden_dir("llama") + "/mha --prompt-ids 5 --print-ids -n -2", 1).find("-n/--n-predict"),
+              std::string::npos);
+}
+
 TEST(CliRun, BadInputIsAClearError) {
     const std::string dir = golden_dir("llama") + "/mha";
     EXPECT_NE(all_of(vl() + " run -m " + dir + " --prompt-ids 1,x,3 --print-ids", 1).find("--prompt-ids: \"x\""),

@@ -70,7 +70,7 @@ int cmd_run(int argc, char ** argv) {
     a.add_switch("--raw", "no chat template: the prompt is tokenized as given (with BOS)");
     a.add("--system", "TEXT", "replace the template's system sentence");
     a.add_switch("-i,--interactive", "after the answer, read further questions from stdin (multi-turn)");
-    a.add("-n,--n-predict", "N", "tokens to generate at most", "256");
+    a.add("-n,--n-predict", "N", "tokens to generate at most (-1: until EOS or the context is full)", "256");
     a.add("--temp", "T", "temperature; 0 is greedy", "0");
     a.add("--top-k", "K", "keep the K most likely tokens (0: off)", "40");
     a.add("--top-p", "P", "nucleus sampling threshold (1: off)", "0.95");
