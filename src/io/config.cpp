@@ -1,5 +1,7 @@
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "io/json_file.h"
 #include "visionllm/config.h"
 #include "visionllm/error.h"
@@ -76,7 +78,11 @@ private:
     int64_t as_int(const char * k) const {
         const json & v = j_[k];
         if (v.is_number_integer()) return v.get<int64_t>();
-        if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) return int64_t(v.get<double>());
+        if (v.is_number_float()) {
+            // 64.0 counts as 64; a value beyond int64 would make the conversion undefined (found by fuzz_config)
+            const double d = v.get<double>();
+            if (std::isfinite(d) && std::fabs(d) < 9.0e18 && d == std::floor(d)) return int64_t(d);
+        }
         fail(field(k), ": expected an integer, got ", v.dump());
     }
     const json & j_;

@@ -159,6 +159,10 @@ TEST(Config, WrongTypesAndValuesAreNamed) {
     j["llm_config"]["hidden_size"] = "big";
     std::string e = error_for(j);
     EXPECT_NE(e.find("llm_config.hidden_size: expected an integer, got \"big\""), std::string::npos) << e;
+    // beyond int64: an error, not an undefined conversion (a fuzz_config find)
+    j["llm_config"]["hidden_size"] = 1.71111e23;
+    e = error_for(j);
+    EXPECT_NE(e.find("llm_config.hidden_size: expected an integer"), std::string::npos) << e;
 
     j = reference_config();
     j["use_gdino"] = "yes";
