@@ -128,6 +128,13 @@ TEST(Cli, BenchAndEvalFrames) {
     j = json::parse(must_run(bin_path("visionllm-bench") + " load -m " + d.path() + " --json"));
     EXPECT_GT(j["tensors"].get<int>(), 50);
     EXPECT_GT(j["warm_pass_gbps"].get<double>(), 0.0);
+    // the LLM benchmark on the checkpoint's llm.* (tiny: the figures only have to exist)
+    j = json::parse(must_run(bin_path("visionllm-bench") + " llm -m " + d.path() + " -p 4 -n 2 -r 1 --json"));
+    EXPECT_EQ(j["n_gen"].get<int>(), 2);
+    EXPECT_GT(j["decode_tps"].get<double>(), 0.0);
+    EXPECT_GT(j["prefill_tps"].get<double>(), 0.0);
+    EXPECT_GT(j["weight_bytes"].get<double>(), 0.0);
+    EXPECT_GT(j["torch_matvec_gbps"].get<double>(), 0.0);
     out = must_run(bin_path("visionllm-eval") + " --help");
     EXPECT_NE(out.find("coco"), std::string::npos) << out;
     must_run(bin_path("visionllm-eval") + " coco", 1);
