@@ -47,9 +47,13 @@ namespace visionllm::kernels {
 // of a fused qkv output is fine); cos/sin: [B, T, D] or [T, D], x's dtype,
 // already gathered at the position ids. D even. Returns a contiguous [B, T, H, D].
 at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin);
+// the argument checks both rope backends share
+void check_rope_args(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin);
 
 // silu(gate) * up elementwise (the LLaMA MLP), fp32 math; same shape and dtype (f32/f16/bf16).
 at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up);
+// the argument checks both silu_mul backends share
+void check_silu_mul_args(const at::Tensor & gate, const at::Tensor & up);
 
 // Scaled dot-product attention with grouped-query heads: q [B, H, Tq, D];
 // k, v [B, Hkv, Tk, D] with H % Hkv == 0 (query head h reads kv head h / (H/Hkv)).

@@ -7,6 +7,23 @@
 #include "kernels/ops.h"
 #include "visionllm/error.h"
 
+namespace visionllm::kernels {
+
+void check_rope_args(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin) {
+    VLLM_CHECK(x.dim() == 4, "rope: x must be [B, T, H, D], got ", x.sizes());
+    const int64_t B = x.size(0), T = x.size(1), D = x.size(3);
+    VLLM_CHECK(D % 2 == 0, "rope: head dim D must be even, got ", D);
+    VLLM_CHECK(cos.sizes() == sin.sizes(), "rope: cos ", cos.sizes(), " and sin ", sin.sizes(), " differ in shape");
+    const bool batched = cos.dim() == 3;
+    VLLM_CHECK((cos.dim() == 2 || batched) && cos.size(-1) == D && cos.size(-2) == T &&
+                   (!batched || cos.size(0) == B),
+               "rope: cos/sin must be [B, T, D] or [T, D] for x ", x.sizes(), ", got ", cos.sizes());
+    VLLM_CHECK(x.scalar_type() == cos.scalar_type() && x.scalar_type() == sin.scalar_type(), "rope: x is ",
+               x.scalar_type(), " but cos/sin are ", cos.scalar_type(), "/", sin.scalar_type());
+}
+
+}  // namespace visionllm::kernels
+
 namespace visionllm::kernels::cpu {
 
 namespace {
@@ -39,16 +56,9 @@ void rope_rows(const T * x, const T * cs, const T * sn, T * y, const RopeArgs & 
 }  // namespace
 
 at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin) {
-    VLLM_CHECK(x.dim() == 4, "rope: x must be [B, T, H, D], got ", x.sizes());
+    check_rope_args(x, cos, sin);
     const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3);
-    VLLM_CHECK(D % 2 == 0, "rope: head dim D must be even, got ", D);
-    VLLM_CHECK(cos.sizes() == sin.sizes(), "rope: cos ", cos.sizes(), " and sin ", sin.sizes(), " differ in shape");
     const bool batched = cos.dim() == 3;
-    VLLM_CHECK((cos.dim() == 2 || batched) && cos.size(-1) == D && cos.size(-2) == T &&
-                   (!batched || cos.size(0) == B),
-               "rope: cos/sin must be [B, T, D] or [T, D] for x ", x.sizes(), ", got ", cos.sizes());
-    VLLM_CHECK(x.scalar_type() == cos.scalar_type() && x.scalar_type() == sin.scalar_type(), "rope: x is ",
-               x.scalar_type(), " but cos/sin are ", cos.scalar_type(), "/", sin.scalar_type());
     at::Tensor xv = x.stride(3) == 1 ? x : x.contiguous();
     at::Tensor cc = cos.contiguous(), sc = sin.contiguous();
     at::Tensor y = at::empty({B, T, H, D}, x.options().memory_format(at::MemoryFormat::Contiguous));

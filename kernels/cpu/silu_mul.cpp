@@ -11,6 +11,17 @@
 #include "kernels/ops.h"
 #include "visionllm/error.h"
 
+namespace visionllm::kernels {
+
+void check_silu_mul_args(const at::Tensor & gate, const at::Tensor & up) {
+    VLLM_CHECK(gate.sizes() == up.sizes(), "silu_mul: gate ", gate.sizes(), " and up ", up.sizes(),
+               " differ in shape");
+    VLLM_CHECK(gate.scalar_type() == up.scalar_type(), "silu_mul: gate is ", gate.scalar_type(), " but up is ",
+               up.scalar_type());
+}
+
+}  // namespace visionllm::kernels
+
 namespace visionllm::kernels::cpu {
 
 namespace {
@@ -75,10 +86,7 @@ void silu_mul_all(const at::Tensor & g, const at::Tensor & u, at::Tensor & y) {
 }  // namespace
 
 at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up) {
-    VLLM_CHECK(gate.sizes() == up.sizes(), "silu_mul: gate ", gate.sizes(), " and up ", up.sizes(),
-               " differ in shape");
-    VLLM_CHECK(gate.scalar_type() == up.scalar_type(), "silu_mul: gate is ", gate.scalar_type(), " but up is ",
-               up.scalar_type());
+    check_silu_mul_args(gate, up);
     at::Tensor g = gate.contiguous(), u = up.contiguous();
     at::Tensor y = at::empty_like(g);
     switch (gate.scalar_type()) {

@@ -16,21 +16,13 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/cuda/convert.cuh"
 #include "kernels/ops.h"
 #include "visionllm/error.h"
 
 namespace visionllm::kernels::cuda {
 
 namespace {
-
-template <class T> __device__ __forceinline__ float to_f(T v);
-template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 constexpr int k_warps = 4;
 constexpr int k_threads = 32 * k_warps;

@@ -8,21 +8,13 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/convert.cuh"
 #include "kernels/ops.h"
 #include "visionllm/error.h"
 
 namespace visionllm::kernels::cuda {
 
 namespace {
-
-template <class T> __device__ __forceinline__ float to_f(T v);
-template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 struct RopeArgs {
     int64_t T, H, D;
@@ -62,16 +54,9 @@ void launch(const at::Tensor & x, const at::Tensor & cs, const at::Tensor & sn, 
 }  // namespace
 
 at::Tensor rope(const at::Tensor & x, const at::Tensor & cos, const at::Tensor & sin) {
-    VLLM_CHECK(x.dim() == 4, "rope: x must be [B, T, H, D], got ", x.sizes());
+    check_rope_args(x, cos, sin);
     const int64_t B = x.size(0), T = x.size(1), H = x.size(2), D = x.size(3);
-    VLLM_CHECK(D % 2 == 0, "rope: head dim D must be even, got ", D);
-    VLLM_CHECK(cos.sizes() == sin.sizes(), "rope: cos ", cos.sizes(), " and sin ", sin.sizes(), " differ in shape");
     const bool batched = cos.dim() == 3;
-    VLLM_CHECK((cos.dim() == 2 || batched) && cos.size(-1) == D && cos.size(-2) == T &&
-                   (!batched || cos.size(0) == B),
-               "rope: cos/sin must be [B, T, D] or [T, D] for x ", x.sizes(), ", got ", cos.sizes());
-    VLLM_CHECK(x.scalar_type() == cos.scalar_type() && x.scalar_type() == sin.scalar_type(), "rope: x is ",
-               x.scalar_type(), " but cos/sin are ", cos.scalar_type(), "/", sin.scalar_type());
     VLLM_CHECK(x.is_cuda() && cos.device() == x.device() && sin.device() == x.device(),
                "rope: x, cos, sin must be on one CUDA device");
     c10::cuda::CUDAGuard guard(x.device());

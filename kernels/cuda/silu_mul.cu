@@ -7,21 +7,13 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/convert.cuh"
 #include "kernels/ops.h"
 #include "visionllm/error.h"
 
 namespace visionllm::kernels::cuda {
 
 namespace {
-
-template <class T> __device__ __forceinline__ float to_f(T v);
-template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <class T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 template <class T>
 __global__ void silu_mul_kernel(const T * __restrict__ g, const T * __restrict__ u, T * __restrict__ y, int64_t n) {
@@ -48,10 +40,7 @@ void launch(const at::Tensor & g, const at::Tensor & u, at::Tensor & y) {
 }  // namespace
 
 at::Tensor silu_mul(const at::Tensor & gate, const at::Tensor & up) {
-    VLLM_CHECK(gate.sizes() == up.sizes(), "silu_mul: gate ", gate.sizes(), " and up ", up.sizes(),
-               " differ in shape");
-    VLLM_CHECK(gate.scalar_type() == up.scalar_type(), "silu_mul: gate is ", gate.scalar_type(), " but up is ",
-               up.scalar_type());
+    check_silu_mul_args(gate, up);
     VLLM_CHECK(gate.is_cuda() && up.device() == gate.device(), "silu_mul: gate and up must be on one CUDA device");
     c10::cuda::CUDAGuard guard(gate.device());
     at::Tensor g = gate.contiguous(), u = up.contiguous();
