@@ -80,3 +80,47 @@ at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tenso
 }
 
 }  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+at::Tensor layer_norm(const at::Tensor & x, const at::Tensor & w, const at::Tensor & b, double eps) {
+    check_layer_norm_args(x, w, b, eps);
+    check_same_device(x, w, "layer_norm");
+    if (b.defined()) check_same_device(x, b, "layer_norm");
+    if (x.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::layer_norm(x, w, b, eps);
+#else
+        fail("layer_norm: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    return cpu::layer_norm(x, w, b, eps);
+}
+
+at::Tensor bias_act(const at::Tensor & x, const at::Tensor & bias, Activation act) {
+    check_bias_act_args(x, bias, act, false);
+    if (bias.defined()) check_same_device(x, bias, "bias_act");
+    if (x.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::bias_act(x, bias, act);
+#else
+        fail("bias_act: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    return cpu::bias_act(x, bias, act);
+}
+
+void bias_act_(at::Tensor & x, const at::Tensor & bias, Activation act) {
+    check_bias_act_args(x, bias, act, true);
+    if (bias.defined()) check_same_device(x, bias, "bias_act_");
+    if (x.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::bias_act_(x, bias, act);
+#else
+        fail("bias_act_: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    cpu::bias_act_(x, bias, act);
+}
+
+}  // namespace visionllm::kernels

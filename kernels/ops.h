@@ -88,3 +88,44 @@ at::Tensor attention_decode(const at::Tensor & q, const at::Tensor & k, const at
 #endif
 
 }  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+// nn.LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * w + b with the biased variance,
+// statistics in fp32 (corrected two-pass: accurate for rows with a large mean), one rounding to x's dtype.
+// x: [..., n] f32/f16/bf16 (made contiguous); w, b: [n], x's dtype; b may be undefined (no bias). New tensor.
+at::Tensor layer_norm(const at::Tensor & x, const at::Tensor & w, const at::Tensor & b, double eps);
+// the argument checks both layer_norm backends share (eps finite and >= 0)
+void check_layer_norm_args(const at::Tensor & x, const at::Tensor & w, const at::Tensor & b, double eps);
+
+// Elementwise activations, fp32 math with one rounding to x's dtype.
+enum class Activation {
+    QuickGelu,  // x * sigmoid(1.702 x) (CLIP's quick_gelu)
+    Gelu,       // exact erf GELU, nn.GELU(): x * Phi(x)
+};
+const char * activation_name(Activation act);  // "quick_gelu", "gelu"
+// act(x + bias): `bias` ([n] over x's last dim, x's dtype) may be undefined; it fuses the Linear bias add when
+// the matmul ran without it. x: any shape, f32/f16/bf16. Returns a new contiguous tensor.
+at::Tensor bias_act(const at::Tensor & x, const at::Tensor & bias, Activation act);
+// the same in place on a contiguous x (saves an allocation on the 577x4096 CLIP MLP activations)
+void bias_act_(at::Tensor & x, const at::Tensor & bias, Activation act);
+// the argument checks both bias_act backends share; in_place also requires a contiguous x
+void check_bias_act_args(const at::Tensor & x, const at::Tensor & bias, Activation act, bool in_place);
+
+namespace cpu {
+at::Tensor layer_norm(const at::Tensor & x, const at::Tensor & w, const at::Tensor & b, double eps);
+at::Tensor bias_act(const at::Tensor & x, const at::Tensor & bias, Activation act);
+void bias_act_(at::Tensor & x, const at::Tensor & bias, Activation act);
+}  // namespace cpu
+
+#ifdef VISIONLLM_WITH_CUDA
+namespace cuda {
+// one block per row, fp32 block reductions
+at::Tensor layer_norm(const at::Tensor & x, const at::Tensor & w, const at::Tensor & b, double eps);
+// grid-stride elementwise, 16-byte vector loads when the sizes and pointers allow
+at::Tensor bias_act(const at::Tensor & x, const at::Tensor & bias, Activation act);
+void bias_act_(at::Tensor & x, const at::Tensor & bias, Activation act);
+}  // namespace cuda
+#endif
+
+}  // namespace visionllm::kernels

@@ -167,5 +167,6 @@ ModelConfig parse_model_config(const std::string & json_text, const std::string 
 // config.json text in the official layout (what make-tiny writes)
 std::string to_config_json(const VisionLLMv2Config & c);
 std::string to_config_json(const LlamaConfig & c);
+std::string to_config_json(const ClipVisionConfig & c);
 
 }  // namespace visionllm

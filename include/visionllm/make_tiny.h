@@ -12,7 +12,7 @@ namespace visionllm {
 
 struct MakeTinyOptions {
     std::string out_dir;
-    std::string arch = "visionllmv2";  // or "llama" (a plain LlamaForCausalLM directory)
+    std::string arch = "visionllmv2";  // or "llama" / "clip" (a plain LlamaForCausalLM / CLIPVisionModel directory)
     std::string preset = "tiny";       // "tiny", or "7b" for the released model's full shapes
     std::vector<std::string> components = {"llm", "vision", "region"};
     DType dtype = DType::BF16;

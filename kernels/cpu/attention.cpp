@@ -3,8 +3,10 @@
 // together. Few rows (decode): a hand loop per (batch, kv head) that reads K
 // and V once in their own dtype, widening one row at a time to fp32 -- going
 // through ATen would first copy the whole bf16 cache to fp32. f32, and many rows
-// (prefill): ATen's fp32 GEMMs, queries in chunks that bound the score matrix,
-// a causal chunk multiplying only the keys its last query can see.
+// (prefill): ATen's CPU flash attention when its mask convention is ours (no
+// grouped heads; bidirectional, or causal with Tq == Tk), else ATen's fp32 GEMMs,
+// queries in chunks that bound the score matrix, a causal chunk multiplying only
+// the keys its last query can see.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -131,8 +133,15 @@ at::Tensor attention(const at::Tensor & q, const at::Tensor & k, const at::Tenso
         return out;
     }
     // no copies for f32 inputs: k/v stay views of the cache, which matmul reads through their strides
-    at::Tensor qf = q.to(at::kFloat).reshape({B, Hkv, G, Tq, D});
     at::Tensor kf = k.to(at::kFloat), vf = v.to(at::kFloat);
+    if (G == 1 && (!causal || Tq == Tk)) {
+        // ATen's CPU flash attention (tiled, online softmax, no score matrix) where its mask convention is
+        // ours: bidirectional (the vision tower), or causal with as many queries as keys (a first prefill).
+        // It measured 1.7x the chunked GEMM path below on CLIP-L's 16 x 577 x 64 heads.
+        out.copy_(at::scaled_dot_product_attention(q.to(at::kFloat), kf, vf, {}, 0.0, causal, scale));
+        return out;
+    }
+    at::Tensor qf = q.to(at::kFloat).reshape({B, Hkv, G, Tq, D});
     const int64_t budget = int64_t(1) << 24;  // fp32 scores per chunk (64 MiB)
     const int64_t chunk = std::max<int64_t>(1, std::min(Tq, budget / (B * H * Tk)));
     for (int64_t i0 = 0; i0 < Tq; i0 += chunk) {

@@ -321,8 +321,8 @@ void write_weights(const MakeTinyOptions & o, std::vector<io::TensorToWrite> ten
 
 void make_tiny(const MakeTinyOptions & o) {
     if (o.out_dir.empty()) fail("make-tiny: an output directory (-o) is required");
-    if (o.arch != "visionllmv2" && o.arch != "llama")
-        fail("make-tiny: --arch must be visionllmv2 or llama, not '", o.arch, "'");
+    if (o.arch != "visionllmv2" && o.arch != "llama" && o.arch != "clip")
+        fail("make-tiny: --arch must be visionllmv2, llama or clip, not '", o.arch, "'");
     if (o.preset != "tiny" && o.preset != "7b") fail("make-tiny: --preset must be tiny or 7b, not '", o.preset, "'");
     if (o.format != "bin" && o.format != "safetensors")
         fail("make-tiny: --format must be bin or safetensors, not '", o.format, "'");
@@ -341,7 +341,14 @@ void make_tiny(const MakeTinyOptions & o) {
     make_dir(o.out_dir);
 
     ModelConfig m;
-    if (o.arch == "llama") {
+    if (o.arch == "clip") {
+        // a plain CLIPVisionModel directory (the vision tower alone, e.g. for visionllm-bench vision)
+        if (want_llm || want_region) fail("make-tiny: --arch clip takes only the vision component");
+        m.kind = ModelKind::ClipVision;
+        m.clip = vision_preset(o.preset);
+        io::write_text_file(o.out_dir + "/config.json", to_config_json(m.clip));
+        write_preprocessor_config(o.out_dir, m.clip.image_size);
+    } else if (o.arch == "llama") {
         if (want_vision || want_region) fail("make-tiny: --arch llama takes only the llm component");
         m.kind = ModelKind::Llama;
         m.llama = llm_preset(o.preset, write_tokenizer(o.out_dir, false), o.dtype);

@@ -350,21 +350,26 @@ std::string to_config_json(const LlamaConfig & c) {
     return j.dump(2);
 }
 
-std::string to_config_json(const VisionLLMv2Config & c) {
+std::string to_config_json(const ClipVisionConfig & c) {
     json v = {
         {"architectures", {"CLIPVisionModel"}},
         {"model_type", "clip_vision_model"},
-        {"hidden_size", c.vision.hidden_size},
-        {"intermediate_size", c.vision.intermediate_size},
-        {"projection_dim", c.vision.projection_dim},
-        {"num_hidden_layers", c.vision.num_hidden_layers},
-        {"num_attention_heads", c.vision.num_attention_heads},
-        {"num_channels", c.vision.num_channels},
-        {"image_size", c.vision.image_size},
-        {"patch_size", c.vision.patch_size},
-        {"hidden_act", c.vision.hidden_act},
-        {"layer_norm_eps", c.vision.layer_norm_eps},
+        {"hidden_size", c.hidden_size},
+        {"intermediate_size", c.intermediate_size},
+        {"projection_dim", c.projection_dim},
+        {"num_hidden_layers", c.num_hidden_layers},
+        {"num_attention_heads", c.num_attention_heads},
+        {"num_channels", c.num_channels},
+        {"image_size", c.image_size},
+        {"patch_size", c.patch_size},
+        {"hidden_act", c.hidden_act},
+        {"layer_norm_eps", c.layer_norm_eps},
     };
+    return v.dump(2);
+}
+
+std::string to_config_json(const VisionLLMv2Config & c) {
+    const json v = json::parse(to_config_json(c.vision));
     json j = {
         {"architectures", {"VisionLLMv2Model"}},
         {"model_type", "visionllmv2"},

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/timing.h"
 #include "common/args.h"
 #include "common/llm_flags.h"
 #include "core/membw.h"
@@ -26,12 +27,8 @@ namespace visionllm::cli {
 namespace {
 
 using json = nlohmann::ordered_json;
-using clock_type = std::chrono::steady_clock;
-double since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+using clock_type = bench_clock;
 
-void sync(c10::Device d) {
-    if (d.is_cuda()) at::zeros({1}, at::TensorOptions().device(d)).cpu();
-}
 
 // one matvec over every 2-D weight a decode step reads (layers + lm_head), best of `reps`:
 // bytes per second for `fn`

@@ -15,6 +15,7 @@
 
 namespace visionllm::cli {
 int bench_llm(int argc, char ** argv);
+int bench_vision(int argc, char ** argv);
 }
 
 namespace {
@@ -106,6 +107,7 @@ int main(int argc, char ** argv) {
             {"load", "checkpoint mapping and first-touch throughput", bench_load},
             {"llm", "language model prefill and decode speed, against the read bandwidth and torch's matvec",
              visionllm::cli::bench_llm},
+            {"vision", "CLIP vision tower latency on 1 and 5 tiles, against PyTorch eager", visionllm::cli::bench_vision},
         },
         argc, argv);
 }

@@ -15,7 +15,7 @@ int cmd_make_tiny(int argc, char ** argv) {
     a.add("-o,--output", "DIR", "output directory (created if needed)");
     a.add("--components", "LIST", "comma-separated: llm,vision,region (gdino,unipose,sd,ip2p come with their ports)",
           "llm,vision,region");
-    a.add("--arch", "NAME", "visionllmv2, or llama for a plain LlamaForCausalLM directory", "visionllmv2");
+    a.add("--arch", "NAME", "visionllmv2; llama for a plain LlamaForCausalLM directory; clip for a CLIPVisionModel one", "visionllmv2");
     a.add("--preset", "NAME", "tiny, or 7b for the released model's full shapes", "tiny");
     a.add("--dtype", "T", "weight dtype: bf16, f16 or f32", "bf16");
     a.add("--format", "F", "bin (torch.save shards) or safetensors", "bin");
@@ -39,6 +39,7 @@ int cmd_make_tiny(int argc, char ** argv) {
         if (!c.empty()) o.components.push_back(c);
     }
     if (o.arch == "llama" && !a.has("--components")) o.components = {"llm"};
+    if (o.arch == "clip" && !a.has("--components")) o.components = {"vision"};
     make_tiny(o);
     if (!a.on("--quiet")) std::fprintf(stderr, "make-tiny: wrote %s\n", o.out_dir.c_str());
     return 0;

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <random>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -70,14 +69,7 @@ int cmd_run(int argc, char ** argv) {
     a.add_switch("--raw", "no chat template: the prompt is tokenized as given (with BOS)");
     a.add("--system", "TEXT", "replace the template's system sentence");
     a.add_switch("-i,--interactive", "after the answer, read further questions from stdin (multi-turn)");
-    a.add("-n,--n-predict", "N", "tokens to generate at most (-1: until EOS or the context is full)", "256");
-    a.add("--temp", "T", "temperature; 0 is greedy", "0");
-    a.add("--top-k", "K", "keep the K most likely tokens (0: off)", "40");
-    a.add("--top-p", "P", "nucleus sampling threshold (1: off)", "0.95");
-    a.add("--min-p", "P", "drop tokens below P x the top probability (0: off)", "0.05");
-    a.add("--repeat-penalty", "R", "penalty for tokens already seen (1: off)", "1.0");
-    a.add("--seed", "S", "random seed (default: random, printed to stderr)");
-    a.add_switch("--ignore-eos", "keep generating past the end-of-sequence token");
+    add_sampling_flags(a);
     add_llm_flags(a);
     if (!a.parse(argc, argv)) return 0;
 
@@ -102,12 +94,7 @@ int cmd_run(int argc, char ** argv) {
 
     llm::GenerateOptions go;
     go.max_new_tokens = a.get_int("--n-predict");
-    go.sampler.temperature = float(a.get_float("--temp"));
-    go.sampler.top_k = int(a.get_int("--top-k"));
-    go.sampler.top_p = float(a.get_float("--top-p"));
-    go.sampler.min_p = float(a.get_float("--min-p"));
-    go.sampler.repetition_penalty = float(a.get_float("--repeat-penalty"));
-    go.sampler.seed = a.has("--seed") ? uint64_t(a.get_int("--seed")) : uint64_t(std::random_device{}());
+    go.sampler = sampling_params(a);
     go.prefill_chunk = 512;
     const int64_t eos = tok ? tok->eos_id() : model->config().eos_token_id;
     if (!a.on("--ignore-eos")) go.stop_ids = {eos};

@@ -7,6 +7,7 @@ int main(int argc, char ** argv) {
     return run_subcommands(
         "visionllm", "VisionLLM v2 inference engine",
         {
+            {"chat", "ask about an image, with boxes, points or masks as regions; multi-turn with -i", cmd_chat},
             {"run", "generate text with the language model (chat template, sampling, streaming)", cmd_run},
             {"tokenize", "print the token ids of a text", cmd_tokenize},
             {"inspect", "list a model's components, parameter counts and dtypes, and check its keys", cmd_inspect},

@@ -72,8 +72,15 @@ bool Args::parse(int argc, char ** argv) {
             value = argv[++i];
         }
         values_[opt->long_name] = value;
+        all_values_[opt->long_name].push_back(value);
+        sequence_.emplace_back(opt->long_name, value);
     }
     return true;
+}
+
+std::vector<std::string> Args::get_all(const std::string & name) const {
+    auto it = all_values_.find(find(name).long_name);
+    return it == all_values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 bool Args::has(const std::string & name) const { return values_.count(find(name).long_name) != 0; }

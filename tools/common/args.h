@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace visionllm::cli {
@@ -22,7 +23,11 @@ public:
     bool parse(int argc, char ** argv);
 
     bool has(const std::string & name) const;  // given on the command line
-    std::string get(const std::string & name) const;  // value or default
+    std::string get(const std::string & name) const;  // value or default (the last one when repeated)
+    // every value of a flag given several times, in command-line order
+    std::vector<std::string> get_all(const std::string & name) const;
+    // every value flag as given, in command-line order: (long name, value)
+    const std::vector<std::pair<std::string, std::string>> & sequence() const { return sequence_; }
     // the value, failing with the flag named when it is absent
     std::string require(const std::string & name) const;
     long long get_int(const std::string & name) const;
@@ -39,6 +44,8 @@ private:
     std::string usage_, summary_;
     std::vector<Opt> opts_;
     std::map<std::string, std::string> values_;
+    std::map<std::string, std::vector<std::string>> all_values_;
+    std::vector<std::pair<std::string, std::string>> sequence_;
 };
 
 }  // namespace visionllm::cli

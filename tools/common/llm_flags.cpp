@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <random>
+
 #include "visionllm/device.h"
 #include "visionllm/error.h"
 
@@ -36,6 +38,28 @@ llm::LlamaOptions llm_options(const Args & a) {
     VLLM_CHECK(o.context >= 0, "-c/--ctx-size must not be negative, got ", o.context);
     o.copy_weights = a.on("--copy-weights");
     return o;
+}
+
+void add_sampling_flags(Args & a) {
+    a.add("-n,--n-predict", "N", "tokens to generate at most (-1: until EOS or the context is full)", "256");
+    a.add("--temp", "T", "temperature; 0 is greedy", "0");
+    a.add("--top-k", "K", "keep the K most likely tokens (0: off)", "40");
+    a.add("--top-p", "P", "nucleus sampling threshold (1: off)", "0.95");
+    a.add("--min-p", "P", "drop tokens below P x the top probability (0: off)", "0.05");
+    a.add("--repeat-penalty", "R", "penalty for tokens already seen (1: off)", "1.0");
+    a.add("--seed", "S", "random seed (default: random, printed to stderr)");
+    a.add_switch("--ignore-eos", "keep generating past the end-of-sequence token");
+}
+
+llm::SamplerParams sampling_params(const Args & a) {
+    llm::SamplerParams p;
+    p.temperature = float(a.get_float("--temp"));
+    p.top_k = int(a.get_int("--top-k"));
+    p.top_p = float(a.get_float("--top-p"));
+    p.min_p = float(a.get_float("--min-p"));
+    p.repetition_penalty = float(a.get_float("--repeat-penalty"));
+    p.seed = a.has("--seed") ? uint64_t(a.get_int("--seed")) : uint64_t(std::random_device{}());
+    return p;
 }
 
 }  // namespace visionllm::cli

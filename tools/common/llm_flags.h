@@ -1,15 +1,22 @@
-// The flags that choose how the language model runs, shared by `visionllm run`
-// and `visionllm-bench llm`: --device, --dtype, -c/--ctx-size, -t/--threads,
+// The flags that choose how the language model runs, shared by `visionllm run`,
+// `visionllm chat` and `visionllm-bench llm`: --device, --dtype, -c/--ctx-size, -t/--threads,
 // --copy-weights.
 #pragma once
 
 #include "common/args.h"
 #include "llm/llama.h"
+#include "llm/sampler.h"
 
 namespace visionllm::cli {
 
 void add_llm_flags(Args & a, const std::string & default_device = "auto");
 // reads them (and applies --threads); context 0 means the model's max_position_embeddings
 llm::LlamaOptions llm_options(const Args & a);
+
+// the generation flags of `run` and `chat`: -n/--n-predict, --temp, --top-k, --top-p, --min-p,
+// --repeat-penalty, --seed, --ignore-eos
+void add_sampling_flags(Args & a);
+// the sampler's settings from them; without --seed a random one (callers print it)
+llm::SamplerParams sampling_params(const Args & a);
 
 }  // namespace visionllm::cli
