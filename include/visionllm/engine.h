@@ -31,7 +31,6 @@ struct EngineOptions {
     int64_t context = 0;        // KV-cache length; 0: max_position_embeddings
     int threads = 0;            // CPU threads; 0: all cores
     bool copy_weights = false;  // copy weights out of the mapped checkpoint files
-    bool progress = true;       // loading progress on stderr
 };
 
 // an image: a file (JPEG, PNG, BMP, WebP; EXIF orientation applied) or RGB pixels

@@ -35,7 +35,6 @@ protected:
         eo.device = "cpu";
         eo.dtype = "f32";
         eo.vision_dtype = "f32";
-        eo.progress = false;
         engine_ = Engine::load(dir_->path(), eo).release();
     }
     static void TearDownTestSuite() {
