@@ -14,6 +14,14 @@
 
 namespace visionllm {
 
+at::ScalarType parse_compute_dtype(const std::string & s, const std::string & what) {
+    if (s == "auto" || s.empty()) return at::ScalarType::Undefined;
+    if (s == "f32" || s == "fp32" || s == "float32") return at::kFloat;
+    if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
+    if (s == "f16" || s == "fp16" || s == "float16") return at::kHalf;
+    fail(what, ": \"", s, "\" is not one of auto, f32, bf16, f16");
+}
+
 int cuda_device_count() {
 #ifdef VISIONLLM_WITH_CUDA
     int n = 0;  // cudaGetDeviceCount leaves it untouched on error

@@ -36,14 +36,6 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
-at::ScalarType parse_dtype(const std::string & s, const char * what) {
-    if (s == "auto" || s.empty()) return at::ScalarType::Undefined;
-    if (s == "f32" || s == "fp32" || s == "float32") return at::kFloat;
-    if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
-    if (s == "f16" || s == "fp16" || s == "float16") return at::kHalf;
-    fail(what, ": \"", s, "\" is not one of auto, f32, bf16, f16");
-}
-
 uint64_t fnv1a(const void * data, size_t n, uint64_t h = 1469598103934665603ull) {
     const auto * p = static_cast<const uint8_t *>(data);
     for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
@@ -143,16 +135,16 @@ std::unique_ptr<Engine> Engine::load(const std::string & dir, const EngineOption
 
     llm::LlamaOptions lo;
     lo.device = resolve_device(opt.device, "device");
-    lo.dtype = parse_dtype(opt.dtype, "dtype");
+    lo.dtype = parse_compute_dtype(opt.dtype, "dtype");
     lo.context = opt.context;
     lo.copy_weights = opt.copy_weights;
     VLLM_CHECK(lo.context >= 0, "context must not be negative, got ", lo.context);
-    m->llm = llm::LlamaForCausalLM::from_pretrained(dir, lo);
+    m->map = std::make_unique<WeightMap>(WeightMap::open(dir));
+    m->llm = llm::LlamaForCausalLM::from_pretrained(m->cfg, *m->map, lo);
     VLLM_CHECK(m->tok->vocab_size() <= c.llm.vocab_size, dir, ": the tokenizer has ", m->tok->vocab_size(),
                " tokens but the model's embedding only ", c.llm.vocab_size, " rows");
 
     // the image side
-    m->map = std::make_unique<WeightMap>(WeightMap::open(dir));
     KeyReport rep = m->map->check(vision::clip_vision_expected_weights(c.vision), "vis_encoder.");
     VLLM_CHECK(rep.ok(), dir, ": the vision tower's weights (vis_encoder.*) do not match the config:\n", rep.to_string());
     rep = m->map->check(vision::bridge_expected_weights(c.vision.hidden_size, c.llm.hidden_size), "vl_bridge.");
@@ -163,7 +155,7 @@ std::unique_ptr<Engine> Engine::load(const std::string & dir, const EngineOption
         VLLM_CHECK(rep.ok(), dir, ": the region encoder's weights do not match the config:\n", rep.to_string());
     }
     m->vdev = lo.device;
-    const at::ScalarType vd = parse_dtype(opt.vision_dtype, "vision_dtype");
+    const at::ScalarType vd = parse_compute_dtype(opt.vision_dtype, "vision_dtype");
     if (vd != at::ScalarType::Undefined) m->vdtype = vd;
     else m->vdtype = m->vdev.is_cpu() ? at::kFloat : m->llm->dtype();
     VLLM_CHECK(!(m->vdev.is_cpu() && m->vdtype == at::kHalf), "vision_dtype f16 needs CUDA; use f32 or bf16 on the CPU");

@@ -203,12 +203,17 @@ LlamaForCausalLM::LlamaForCausalLM(const LlamaConfig & c, const WeightView & w, 
 std::unique_ptr<LlamaForCausalLM> LlamaForCausalLM::from_pretrained(const std::string & path,
                                                                     const LlamaOptions & opt) {
     const ModelConfig cfg = load_model_config(path);
+    // the map may die before the model: its tensors keep the mappings alive
+    return from_pretrained(cfg, WeightMap::open(path), opt);
+}
+
+std::unique_ptr<LlamaForCausalLM> LlamaForCausalLM::from_pretrained(const ModelConfig & cfg, const WeightMap & map,
+                                                                    const LlamaOptions & opt) {
     const std::string prefix = llm_prefix(cfg);
     const LlamaConfig & c = cfg.kind == ModelKind::VisionLLMv2 ? cfg.vllm.llm : cfg.llama;
-    // the map outlives the model: its tensors keep the mappings alive
-    const WeightMap map = WeightMap::open(path);
     KeyReport report = map.check(llama_expected_weights(c), prefix);
-    if (!report.ok()) fail(path, ": the weights under \"", prefix, "\" do not match the config:\n", report.to_string());
+    if (!report.ok())
+        fail(map.source(), ": the weights under \"", prefix, "\" do not match the config:\n", report.to_string());
     return std::make_unique<LlamaForCausalLM>(c, map.view(prefix), opt);
 }
 

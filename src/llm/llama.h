@@ -129,6 +129,9 @@ public:
     // a model directory: a Hugging Face LlamaForCausalLM folder (weights at the top level) or a
     // VisionLLMv2 checkpoint (its `llm.*` weights); keys are checked first, errors name them
     static std::unique_ptr<LlamaForCausalLM> from_pretrained(const std::string & path, const LlamaOptions & opt);
+    // the same from a config and weights already opened (a caller that also loads other components)
+    static std::unique_ptr<LlamaForCausalLM> from_pretrained(const ModelConfig & cfg, const WeightMap & map,
+                                                             const LlamaOptions & opt);
 
     KVCache new_cache(int64_t batch = 1) const;
 

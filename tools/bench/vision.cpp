@@ -119,12 +119,9 @@ int bench_vision(int argc, char ** argv) {
     const WeightMap map = WeightMap::open(dir);
     KeyReport rep = map.check(vision::clip_vision_expected_weights(vc), prefix);
     VLLM_CHECK(rep.ok(), dir, ": the vision tower's weights do not match the config:\n", rep.to_string());
-    at::ScalarType dt = dev.is_cpu() ? at::kFloat : map.get(prefix + "vision_model.pre_layrnorm.weight").scalar_type();
-    const std::string ds = a.get("--dtype");
-    if (ds == "f32") dt = at::kFloat;
-    else if (ds == "bf16") dt = at::kBFloat16;
-    else if (ds == "f16") dt = at::kHalf;
-    else VLLM_CHECK(ds == "auto", "--dtype: \"", ds, "\" is not one of auto, f32, bf16, f16");
+    at::ScalarType dt = parse_compute_dtype(a.get("--dtype"));
+    if (dt == at::ScalarType::Undefined)
+        dt = dev.is_cpu() ? at::kFloat : map.get(prefix + "vision_model.pre_layrnorm.weight").scalar_type();
 
     auto t0 = clock_type::now();
     vision::CLIPVisionTransformer tower(vc, map.view(prefix + "vision_model."), llm::Loader{dev, dt, false});

@@ -9,16 +9,6 @@
 
 namespace visionllm::cli {
 
-namespace {
-at::ScalarType parse_dtype(const std::string & s) {
-    if (s == "auto") return at::ScalarType::Undefined;
-    if (s == "f32" || s == "fp32" || s == "float32") return at::kFloat;
-    if (s == "bf16" || s == "bfloat16") return at::kBFloat16;
-    if (s == "f16" || s == "fp16" || s == "float16") return at::kHalf;
-    fail("--dtype: \"", s, "\" is not one of auto, f32, bf16, f16");
-}
-}  // namespace
-
 void add_llm_flags(Args & a, const std::string & default_device) {
     a.add("-c,--ctx-size", "N", "context length (0: the model's max_position_embeddings)", "0");
     a.add("--device", "D", "auto, cpu, cuda or cuda:N", default_device);
@@ -33,7 +23,7 @@ llm::LlamaOptions llm_options(const Args & a) {
     if (threads > 0) at::set_num_threads(int(threads));
     llm::LlamaOptions o;
     o.device = resolve_device(a.get("--device"));
-    o.dtype = parse_dtype(a.get("--dtype"));
+    o.dtype = parse_compute_dtype(a.get("--dtype"));
     o.context = a.get_int("--ctx-size");
     VLLM_CHECK(o.context >= 0, "-c/--ctx-size must not be negative, got ", o.context);
     o.copy_weights = a.on("--copy-weights");
