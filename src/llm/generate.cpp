@@ -56,15 +56,32 @@ GenerateStats generate_from_embeds(const LlamaForCausalLM & model, KVCache & cac
             st.stopped = stop;
             break;
         }
-        if (i + 1 == opt.max_new_tokens) break;
-        if (cache.length >= cache.capacity()) {
-            if (unbounded) break;  // -n -1: a full context is the end
+        const at::Tensor extra = opt.insert_after ? opt.insert_after(id) : at::Tensor();
+        const int64_t need = 1 + (extra.defined() ? extra.size(0) : 0);
+        // the budget is spent: stop, unless the last token routes to a decoder (its queries still run,
+        // so the caller gets their hidden states)
+        if (i + 1 == opt.max_new_tokens && !extra.defined()) break;
+        if (cache.length + need > cache.capacity()) {
+            if (unbounded && !extra.defined()) break;  // -n -1: a full context is the end
             st.generate_seconds = since(t0);
-            fail("generation reached the context length of ", cache.capacity(),
-                 " tokens after ", st.generated_tokens, " new tokens (-c/--ctx-size, -n/--n-predict)");
+            fail("generation reached the context length of ", cache.capacity(), " tokens after ",
+                 st.generated_tokens, " new tokens", extra.defined() ? " (a routing token needs " +
+                 std::to_string(need - 1) + " more positions for its queries)" : std::string(),
+                 " (-c/--ctx-size, -n/--n-predict)");
         }
-        at::Tensor next = at::full({1, 1}, id, at::kLong);
-        logits = model.forward(next, cache);
+        at::Tensor next = at::full({1, 1}, id, at::kLong).to(model.device());
+        if (!extra.defined()) {
+            logits = model.forward(next, cache);
+            continue;
+        }
+        VLLM_CHECK(extra.dim() == 2 && extra.size(1) == model.config().hidden_size && extra.size(0) > 0,
+                   "generate: insert_after must give [K, hidden] rows");
+        at::Tensor rows = at::cat({model.embed(next), extra.to(model.device(), model.dtype()).unsqueeze(0)}, 1);
+        at::Tensor hidden = model.hidden_states(rows, cache);  // [1, 1 + K, hidden], post-norm
+        st.inserted_tokens += extra.size(0);
+        if (opt.on_inserted) opt.on_inserted(id, hidden[0].narrow(0, 1, extra.size(0)));
+        logits = model.lm_head(hidden.narrow(1, hidden.size(1) - 1, 1)).view({1, -1});
+        if (i + 1 == opt.max_new_tokens) break;
     }
     sync(model);
     st.generate_seconds = since(t0);
