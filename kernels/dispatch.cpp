@@ -124,3 +124,26 @@ void bias_act_(at::Tensor & x, const at::Tensor & bias, Activation act) {
 }
 
 }  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+at::Tensor ms_deform_attn(const at::Tensor & value, const at::Tensor & spatial_shapes,
+                          const at::Tensor & level_start_index, const at::Tensor & sampling_locations,
+                          const at::Tensor & attention_weights) {
+    check_ms_deform_attn_args(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
+    // spatial_shapes and level_start_index may be on the CPU or any device: the backends read them on the host
+    VLLM_CHECK(sampling_locations.device() == value.device(), "ms_deform_attn: sampling_locations is on ",
+               sampling_locations.device().str(), " but value is on ", value.device().str());
+    VLLM_CHECK(attention_weights.device() == value.device(), "ms_deform_attn: attention_weights is on ",
+               attention_weights.device().str(), " but value is on ", value.device().str());
+    if (value.is_cuda()) {
+#ifdef VISIONLLM_WITH_CUDA
+        return cuda::ms_deform_attn(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
+#else
+        fail("ms_deform_attn: CUDA tensor given, but this build has no CUDA kernels");
+#endif
+    }
+    return cpu::ms_deform_attn(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
+}
+
+}  // namespace visionllm::kernels

@@ -129,3 +129,41 @@ void bias_act_(at::Tensor & x, const at::Tensor & bias, Activation act);
 #endif
 
 }  // namespace visionllm::kernels
+
+namespace visionllm::kernels {
+
+// Multi-scale deformable attention core (MultiScaleDeformableAttention's sampling + weighted sum,
+// decoders_det_pose.md §2.2): for every n, q, head m, channel d
+//   out[n,q,m*D+d] = sum_l sum_p w[n,q,m,l,p] * bilinear(value level l, head m, channel d,
+//                                                      x = loc_x*W_l - 0.5, y = loc_y*H_l - 0.5)
+// with zero padding outside the level (grid_sample bilinear, zeros, align_corners=False).
+//   value              [N, S, M, D]      f32/f16/bf16; S = sum_l H_l*W_l
+//   spatial_shapes     [L, 2] int64      (H_l, W_l), on any device
+//   level_start_index  [L] int64         exclusive cumsum of H_l*W_l
+//   sampling_locations [N, Lq, M, L, P, 2] f32 (or value's dtype), (x, y) normalised to [0,1]; any values
+//                                         (outside, inf, nan samples contribute nothing)
+//   attention_weights  [N, Lq, M, L, P] f32 (or value's dtype), already softmaxed
+// Accumulation in fp32; returns a contiguous [N, Lq, M*D] in value's dtype.
+at::Tensor ms_deform_attn(const at::Tensor & value, const at::Tensor & spatial_shapes,
+                          const at::Tensor & level_start_index, const at::Tensor & sampling_locations,
+                          const at::Tensor & attention_weights);
+// the argument checks both backends share (shapes, dtypes, S = sum H*W, starts consistent)
+void check_ms_deform_attn_args(const at::Tensor & value, const at::Tensor & spatial_shapes,
+                               const at::Tensor & level_start_index, const at::Tensor & sampling_locations,
+                               const at::Tensor & attention_weights);
+
+namespace cpu {
+at::Tensor ms_deform_attn(const at::Tensor & value, const at::Tensor & spatial_shapes,
+                          const at::Tensor & level_start_index, const at::Tensor & sampling_locations,
+                          const at::Tensor & attention_weights);
+}  // namespace cpu
+
+#ifdef VISIONLLM_WITH_CUDA
+namespace cuda {
+at::Tensor ms_deform_attn(const at::Tensor & value, const at::Tensor & spatial_shapes,
+                          const at::Tensor & level_start_index, const at::Tensor & sampling_locations,
+                          const at::Tensor & attention_weights);
+}  // namespace cuda
+#endif
+
+}  // namespace visionllm::kernels

@@ -62,33 +62,46 @@ struct SwinConfig {
     double mlp_ratio = 4.0;
     bool qkv_bias = true;
     std::string hidden_act = "gelu";
-    double layer_norm_eps = 1e-5;
+    double layer_norm_eps = 1e-5;            // layernorm_before/after; the other Swin LayerNorms use 1e-5
+    bool use_absolute_embeddings = false;    // only false is supported (true breaks the reference's shapes)
+    // which of "stem", "stage1".."stageN" SwinBackbone returns; from out_indices (0 = stem) when only those are
+    // given, the last stage when neither is (transformers' get_aligned_output_features_output_indices)
     std::vector<std::string> out_features;  // e.g. stage1..stage4
 };
 
-// VisionLLMv2's Grounding DINO (transformers GroundingDinoConfig + the fields train.py adds)
+// VisionLLMv2's Grounding DINO (gdino_config: the GroundingDinoConfig of its modeling_ov_grounding_dino code + the
+// fields train.py adds), with the reference defaults. parse_* validates what the model's shapes need: the backbone
+// is a 4-stage Swin with out_features stage1..stage4 (stage1 feeds the mask branch only), d_model a multiple of 32
+// (GroupNorm(32, d_model)) and of both head counts, two_stage true (the reference fails without it), query_dim 4.
 struct GroundingDinoConfig {
     SwinConfig backbone;
     int64_t d_model = 256;
     int64_t num_queries = 900;
     int64_t encoder_layers = 6;
     int64_t decoder_layers = 6;
-    int64_t encoder_ffn_dim = 2048;
+    int64_t encoder_ffn_dim = 2048;  // deformable-layer FFN; encoder_ffn_dim / 2 is the bi-attention width and the
+                                     // text enhancer's FFN
     int64_t decoder_ffn_dim = 2048;
-    int64_t encoder_attention_heads = 8;
+    int64_t encoder_attention_heads = 8;  // deformable self-attention; / 2 in the bi-attention and text enhancer
     int64_t decoder_attention_heads = 8;
-    int64_t num_feature_levels = 4;
+    int64_t num_feature_levels = 4;  // 3 backbone levels (stage2..4) + extra 3x3 stride-2 levels
     int64_t encoder_n_points = 4;
     int64_t decoder_n_points = 4;
+    std::string activation_function = "relu";  // encoder/decoder/text-enhancer FFNs: relu or gelu
+    std::string position_embedding_type = "sine";
     bool two_stage = true;
+    bool embedding_init_target = true;          // learned content queries (query_position_embeddings)
+    int64_t query_dim = 4;                       // reference boxes (cx, cy, w, h)
+    bool decoder_bbox_embed_share = true;        // one box head for every decoder layer
+    bool two_stage_bbox_embed_share = false;     // no effect in the reference (its encoder head is always separate)
     int64_t max_text_len = 256;
     double positional_embedding_temperature = 20;
-    double layer_norm_eps = 1e-5;
+    double layer_norm_eps = 1e-5;  // ignored by the reference: its LayerNorms outside Swin all use 1e-5
     int64_t mask_dim = 256;
-    std::string norm = "GN";
-    int64_t l_hidden_size = 4096;
-    int64_t num_embs = 4;
-    std::string raw_json;
+    std::string norm = "GN";  // the mask branch's conv norm (only GN)
+    int64_t l_hidden_size = 4096;  // the LLM width patch2query reads
+    int64_t num_embs = 4;          // [EMB] queries per routing group
+    std::string raw_json;          // the parsed object, if any (to_config_json keeps its other keys)
 };
 
 // UniPose (unipose_config: a free-form attribute bag in the reference; the fields its model reads,
@@ -164,8 +177,14 @@ ModelConfig load_model_config(const std::string & path);
 // parses JSON text; `what` names its source in errors
 ModelConfig parse_model_config(const std::string & json_text, const std::string & what);
 
+// a gdino_config object on its own (e.g. tests/data/golden/gdino/config.json); `what` names it in errors
+GroundingDinoConfig parse_gdino_config(const std::string & json_text, const std::string & what);
+
 // config.json text in the official layout (what make-tiny writes)
 std::string to_config_json(const VisionLLMv2Config & c);
+// the gdino_config object as the reference's GroundingDinoConfig.to_dict() lays it out (backbone_config nested,
+// model_type swin); keys of raw_json the struct does not model are kept
+std::string to_config_json(const GroundingDinoConfig & c);
 std::string to_config_json(const LlamaConfig & c);
 std::string to_config_json(const ClipVisionConfig & c);
 

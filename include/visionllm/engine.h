@@ -28,6 +28,8 @@ struct EngineOptions {
     // image side (vision tower, bridge, region encoder): "auto" is f32 on the CPU (ATen's fp32 GEMM is
     // several times faster than its bf16 one there) and the checkpoint's dtype on CUDA
     std::string vision_dtype = "auto";
+    // task decoders (Grounding DINO, ...): "auto" as vision_dtype
+    std::string decoder_dtype = "auto";
     int64_t context = 0;        // KV-cache length; 0: max_position_embeddings
     int threads = 0;            // CPU threads; 0: all cores
     bool copy_weights = false;  // copy weights out of the mapped checkpoint files
@@ -72,6 +74,27 @@ struct GenerationParams {
     bool ignore_eos = false;
 };
 
+// one object found by a perception decoder (Grounding DINO)
+struct Detection {
+    int64_t label = 0;      // the routing group it answers (0-based: the class / phrase index)
+    std::string phrase;     // that group's class name or phrase
+    float score = 0;        // sigmoid probability
+    float box[4] = {0, 0, 0, 0};  // x0, y0, x1, y1 in original-image pixels
+    int64_t query = 0;      // the decoder query it came from
+    // instance mask (when asked): COCO run-length encoding of the original-size mask (column-major runs,
+    // starting with a run of zeros) and its pycocotools compressed string
+    std::vector<uint32_t> mask_runs;
+    std::string mask_rle;
+    int64_t mask_area = 0;
+};
+
+// how decoder outputs become detections (visionllmv2.md §8)
+struct DetectOptions {
+    int64_t topk = 0;        // top-k over queries x groups; 0: the evaluation's (100; 1 for grounding)
+    float threshold = 0.f;   // keep scores > threshold (the evaluation's 0 keeps all top-k)
+    bool masks = false;      // instance masks (the mask branch)
+};
+
 struct ChatRequest {
     // alternating user/assistant turns ending with a user turn. The image belongs to the first user
     // turn: "<image>\n" is put in front of it unless the text already holds "<image>". Regions fill the
@@ -82,6 +105,8 @@ struct ChatRequest {
     GenerationParams gen;
     std::string system;  // replaces the template's system sentence when not empty
     int64_t max_tiles = 4;  // anyres tiles at most (the thumbnail comes on top)
+    // when the answer routes to Grounding DINO ([DET] [SEG] [GRD]) and the checkpoint has it
+    DetectOptions detect = {100, 0.3f, false};
 };
 
 struct ChatResult {
@@ -93,6 +118,37 @@ struct ChatResult {
     int64_t tiles = 0, grid_cols = 0, grid_rows = 0;  // the image's anyres tiles
     double image_seconds = 0;        // preprocessing + vision tower + bridge + region encoder
     double prompt_seconds = 0, generate_seconds = 0;
+    // the super link: one entry per routing token of the answer ("[DET]", "[POSE]", ...) with the phrase
+    // before it, and the detections of the [DET]/[SEG]/[GRD] groups (labels index `phrases`)
+    std::vector<std::string> routes, phrases;
+    std::vector<Detection> detections;
+    int64_t width = 0, height = 0;  // the image (boxes and masks are in its pixels)
+    double decoder_seconds = 0;
+};
+
+// A detection, segmentation or grounding request (visionllmv2.md §1.4 c). With `classes`, the evaluation's
+// teacher-forced single pass: the templated question and answer ("Yes, here are the results for
+// cat[DET][EMB][EMB2][EMB3][EMB4], ...") run in one LLM forward. With `prompt` instead, the model answers
+// freely and every routing token it emits becomes one group (generation with the super link).
+struct DetectRequest {
+    ImageInput image;
+    std::string task = "det";           // "det" ([DET]), "seg" ([SEG], the semantic-segmentation template),
+                                        // "grounding" ([GRD], one referring expression in classes[0])
+    std::vector<std::string> classes;   // class names in prompt order (or the expression)
+    std::string prompt;                 // a free-form request, instead of classes
+    DetectOptions options;
+    GenerationParams gen;               // for free-form prompts
+    std::string system;
+    int64_t max_tiles = 4;
+};
+
+struct DetectResult {
+    std::vector<Detection> detections;  // by descending score
+    std::vector<std::string> phrases;   // one per group; Detection::label indexes it
+    std::string text;                   // the (templated or generated) answer, special tokens skipped
+    int64_t width = 0, height = 0;      // the image
+    int64_t prompt_tokens = 0;
+    double image_seconds = 0, llm_seconds = 0, decoder_seconds = 0;
 };
 
 class Engine {
@@ -105,6 +161,9 @@ public:
     // returning false stops generation. A request that extends the previous one (same image and regions,
     // the earlier turns unchanged) reuses its cached prefix instead of recomputing it.
     ChatResult chat(const ChatRequest & req, const std::function<bool(const std::string &)> & on_text = {});
+    // detection / instance segmentation / grounding with Grounding DINO (needs use_gdino); `on_text`
+    // streams a free-form answer
+    DetectResult detect(const DetectRequest & req, const std::function<bool(const std::string &)> & on_text = {});
     // forget the cached conversation
     void reset();
 

@@ -1,7 +1,9 @@
 #include "engine/layout.h"
 
+#include "decoders/gdino/layout.h"
 #include "llm/layout.h"
 #include "vision/layout.h"
+#include "visionllm/error.h"
 
 namespace visionllm::engine {
 
@@ -25,7 +27,10 @@ std::vector<ComponentLayout> model_layout(const ModelConfig & m) {
                             {"pose.weight", {c.num_embs, h}},
                             {"gen.weight", {c.num_embs_gen, h}},
                             {"edit.weight", {c.num_embs_gen, h}}}});
-            if (c.use_gdino) out.push_back({"gdino", "gdino.", {}, false});
+            if (c.use_gdino) {
+                if (!c.gdino) fail("model layout: use_gdino is set but there is no gdino_config");
+                out.push_back({"gdino", "gdino.", gdino::gdino_expected_weights(*c.gdino)});
+            }
             if (c.use_unipose) out.push_back({"unipose", "unipose.", {}, false});
             if (c.use_sd) out.push_back({"sd", "sd.", {}, false});
             if (c.use_ip2p) out.push_back({"ip2p", "ip2p.", {}, false});

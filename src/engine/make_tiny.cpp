@@ -84,13 +84,18 @@ Init init_for(const std::string & name, const std::vector<int64_t> & shape) {
     const bool norm = name.find("norm") != std::string::npos || name.find("layrnorm") != std::string::npos ||
                       name.find("mask_embedding.1.") != std::string::npos ||
                       name.find("mask_embedding.4.") != std::string::npos;
+    // Grounding DINO's class logits are plain dot products of the layer-normed decoder output with the layer-normed
+    // text tokens: at unit scale the sigmoid saturates to 1.0 for every query, so the decoder's final norm starts
+    // small, for the spread of scores a trained model has
+    if (ends("decoder.layer_norm.weight")) return {0.08f, 0.02f};
     if (norm && ends(".weight")) return {1.0f, 0.1f};
     if (ends(".bias")) return {0, 0.02f};
     // fan-in scaled, like the reference initialisers, so activations stay O(1) in tiny models
     int64_t fan_in = 1;
     for (size_t d = 1; d < shape.size(); ++d) fan_in *= shape[d];
     if (shape.size() == 1) fan_in = shape[0];
-    return {0, float(std::sqrt(3.0 / double(std::max<int64_t>(fan_in, 1))))};
+    const float scale = float(std::sqrt(3.0 / double(std::max<int64_t>(fan_in, 1))));
+    return {0, scale};
 }
 
 io::TensorToWrite random_tensor(const std::string & name, const std::vector<int64_t> & shape, DType dt, uint64_t seed,
@@ -258,6 +263,33 @@ ClipVisionConfig vision_preset(const std::string & preset) {
     return c;
 }
 
+// VisionLLMv2's Grounding DINO: Swin-T and the released sizes ("7b"), or a small model with every part kept
+// (4 Swin stages, 4 levels, two-stage selection, the mask branch) for tests
+GroundingDinoConfig gdino_preset(const std::string & preset, int64_t llm_hidden, int64_t num_embs) {
+    GroundingDinoConfig g;
+    g.backbone.out_features = {"stage1", "stage2", "stage3", "stage4"};
+    if (preset != "7b") {
+        g.backbone.embed_dim = 16;
+        g.backbone.depths = {1, 1, 2, 1};
+        g.backbone.num_heads = {1, 2, 2, 4};
+        g.d_model = 64;  // GroupNorm(32, d): two channels a group, so grouping is exercised
+        g.num_queries = 30;
+        g.encoder_layers = 2;
+        g.decoder_layers = 2;
+        g.encoder_ffn_dim = 64;
+        g.decoder_ffn_dim = 64;
+        g.encoder_attention_heads = 4;
+        g.decoder_attention_heads = 4;
+        g.encoder_n_points = 2;
+        g.decoder_n_points = 2;
+        g.mask_dim = 32;
+    }
+    g.l_hidden_size = llm_hidden;
+    g.num_embs = num_embs;
+    g.raw_json = to_config_json(g);
+    return g;
+}
+
 void write_preprocessor_config(const std::string & dir, int64_t size) {
     json p = {{"crop_size", {{"height", size}, {"width", size}}},
               {"do_center_crop", true},
@@ -328,14 +360,15 @@ void make_tiny(const MakeTinyOptions & o) {
         fail("make-tiny: --format must be bin or safetensors, not '", o.format, "'");
     if (o.shards < 1 || o.shards > 99) fail("make-tiny: --shards must be between 1 and 99, not ", o.shards);
     torch_dtype_name(o.dtype);  // validates --dtype before anything is written
-    bool want_llm = false, want_vision = false, want_region = false;
+    bool want_llm = false, want_vision = false, want_region = false, want_gdino = false;
     for (const auto & c : o.components) {
         if (c == "llm") want_llm = true;
         else if (c == "vision") want_vision = true;
         else if (c == "region") want_region = true;
-        else if (c == "gdino" || c == "unipose" || c == "sd" || c == "ip2p")
+        else if (c == "gdino") want_gdino = true;
+        else if (c == "unipose" || c == "sd" || c == "ip2p")
             fail("make-tiny: component '", c, "' is not available yet: its key layout arrives with the ", c,
-                 " decoder port (available now: llm, vision, region)");
+                 " decoder port (available now: llm, vision, region, gdino)");
         else fail("make-tiny: unknown component '", c, "' (known: llm, vision, region, gdino, unipose, sd, ip2p)");
     }
     make_dir(o.out_dir);
@@ -343,13 +376,13 @@ void make_tiny(const MakeTinyOptions & o) {
     ModelConfig m;
     if (o.arch == "clip") {
         // a plain CLIPVisionModel directory (the vision tower alone, e.g. for visionllm-bench vision)
-        if (want_llm || want_region) fail("make-tiny: --arch clip takes only the vision component");
+        if (want_llm || want_region || want_gdino) fail("make-tiny: --arch clip takes only the vision component");
         m.kind = ModelKind::ClipVision;
         m.clip = vision_preset(o.preset);
         io::write_text_file(o.out_dir + "/config.json", to_config_json(m.clip));
         write_preprocessor_config(o.out_dir, m.clip.image_size);
     } else if (o.arch == "llama") {
-        if (want_vision || want_region) fail("make-tiny: --arch llama takes only the llm component");
+        if (want_vision || want_region || want_gdino) fail("make-tiny: --arch llama takes only the llm component");
         m.kind = ModelKind::Llama;
         m.llama = llm_preset(o.preset, write_tokenizer(o.out_dir, false), o.dtype);
         io::write_text_file(o.out_dir + "/config.json", to_config_json(m.llama));
@@ -361,6 +394,8 @@ void make_tiny(const MakeTinyOptions & o) {
         c.llm = llm_preset(o.preset, write_tokenizer(o.out_dir, true), o.dtype);
         c.vision = vision_preset(o.preset);
         c.use_region_encoder = want_region;
+        c.use_gdino = want_gdino;
+        if (want_gdino) c.gdino = gdino_preset(o.preset, c.llm.hidden_size, c.num_embs);
         io::write_text_file(o.out_dir + "/config.json", to_config_json(c));
         write_preprocessor_config(o.out_dir, c.vision.image_size);
     }

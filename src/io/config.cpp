@@ -1,5 +1,6 @@
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "io/json_file.h"
@@ -157,18 +158,66 @@ SwinConfig parse_swin(const Obj & o) {
     c.num_heads = o.ints("num_heads", c.num_heads);
     if (c.depths.size() != c.num_heads.size())
         fail(o.where(), ": depths and num_heads have different lengths (", c.depths.size(), " vs ", c.num_heads.size(), ")");
+    if (c.depths.empty() || c.depths.size() > 16)
+        fail(o.field("depths"), ": expected 1 to 16 stages, got ", c.depths.size());
+    if (c.embed_dim > (int64_t(1) << 40)) fail(o.field("embed_dim"), ": ", c.embed_dim, " is too large");
+    for (size_t i = 0; i < c.depths.size(); ++i) {
+        if (c.depths[i] < 0 || c.depths[i] > 1024) fail(o.field("depths"), ": stage ", i + 1, " has depth ", c.depths[i]);
+        if (c.num_heads[i] <= 0) fail(o.field("num_heads"), ": stage ", i + 1, " has ", c.num_heads[i], " heads");
+        const int64_t dim = c.embed_dim << i;
+        if (dim % c.num_heads[i] != 0)
+            fail(o.field("num_heads"), ": stage ", i + 1, "'s ", c.num_heads[i], " heads do not divide its width ", dim,
+                 " (embed_dim * 2^", i, ")");
+    }
     c.window_size = o.pos_i64("window_size", c.window_size);
+    if (c.window_size > 1024) fail(o.field("window_size"), ": ", c.window_size, " is too large");
     c.mlp_ratio = o.f64("mlp_ratio", c.mlp_ratio);
     c.qkv_bias = o.boolean("qkv_bias", c.qkv_bias);
     c.hidden_act = o.str("hidden_act", c.hidden_act);
     c.layer_norm_eps = o.f64("layer_norm_eps", c.layer_norm_eps);
+    if (!(c.layer_norm_eps >= 0) || !std::isfinite(c.layer_norm_eps))
+        fail(o.field("layer_norm_eps"), ": must be finite and >= 0, got ", c.layer_norm_eps);
+    if (!(c.mlp_ratio > 0) || !std::isfinite(c.mlp_ratio) || c.mlp_ratio > 1e6)
+        fail(o.field("mlp_ratio"), ": must be positive, got ", c.mlp_ratio);
+    c.use_absolute_embeddings = o.boolean("use_absolute_embeddings", c.use_absolute_embeddings);
+    if (c.use_absolute_embeddings)
+        fail(o.field("use_absolute_embeddings"), ": true is not supported (the reference adds [1, P+1, C] position "
+             "embeddings to [B, P, C] patch embeddings)");
+    // stage names as SwinConfig lays them out: stem, stage1..stageN
+    std::vector<std::string> stage_names = {"stem"};
+    for (size_t i = 1; i <= c.depths.size(); ++i) stage_names.push_back("stage" + std::to_string(i));
     c.out_features = o.strs("out_features");
+    if (c.out_features.empty() && o.has("out_indices")) {
+        for (int64_t i : o.ints("out_indices", {})) {
+            const int64_t n = int64_t(stage_names.size());
+            if (i < -n || i >= n)
+                fail(o.field("out_indices"), ": index ", i, " is out of range for ", n, " stages (stem included)");
+            c.out_features.push_back(stage_names[size_t(i < 0 ? i + n : i)]);
+        }
+    }
+    if (c.out_features.empty() && !o.has("out_features") && !o.has("out_indices"))
+        c.out_features.push_back(stage_names.back());
+    for (size_t k = 0; k < c.out_features.size(); ++k) {
+        const std::string & f = c.out_features[k];
+        const auto it = std::find(stage_names.begin(), stage_names.end(), f);
+        if (it == stage_names.end())
+            fail(o.field("out_features"), ": '", f, "' is not a stage name (stem, stage1..stage", c.depths.size(), ")");
+        for (size_t j = 0; j < k; ++j)
+            if (c.out_features[j] == f) fail(o.field("out_features"), ": '", f, "' is listed twice");
+        if (k > 0 && std::find(stage_names.begin(), stage_names.end(), c.out_features[k - 1]) > it)
+            fail(o.field("out_features"), ": must follow the stage order, got '", c.out_features[k - 1], "' before '",
+                 f, "'");
+    }
     return c;
 }
 
 GroundingDinoConfig parse_gdino(const Obj & o) {
     GroundingDinoConfig c;
-    if (o.has("backbone_config")) c.backbone = parse_swin(o.sub("backbone_config"));
+    const Obj bb = o.sub("backbone_config");
+    const std::string bb_type = bb.str("model_type", "swin");
+    if (bb_type != "swin")
+        fail(bb.field("model_type"), ": '", bb_type, "' is not supported (VisionLLMv2's Grounding DINO uses a Swin backbone)");
+    c.backbone = parse_swin(bb);
     c.d_model = o.pos_i64("d_model", c.d_model);
     c.num_queries = o.pos_i64("num_queries", c.num_queries);
     c.encoder_layers = o.pos_i64("encoder_layers", c.encoder_layers);
@@ -180,7 +229,13 @@ GroundingDinoConfig parse_gdino(const Obj & o) {
     c.num_feature_levels = o.pos_i64("num_feature_levels", c.num_feature_levels);
     c.encoder_n_points = o.pos_i64("encoder_n_points", c.encoder_n_points);
     c.decoder_n_points = o.pos_i64("decoder_n_points", c.decoder_n_points);
+    c.activation_function = o.str("activation_function", c.activation_function);
+    c.position_embedding_type = o.str("position_embedding_type", c.position_embedding_type);
     c.two_stage = o.boolean("two_stage", c.two_stage);
+    c.embedding_init_target = o.boolean("embedding_init_target", c.embedding_init_target);
+    c.query_dim = o.pos_i64("query_dim", c.query_dim);
+    c.decoder_bbox_embed_share = o.boolean("decoder_bbox_embed_share", c.decoder_bbox_embed_share);
+    c.two_stage_bbox_embed_share = o.boolean("two_stage_bbox_embed_share", c.two_stage_bbox_embed_share);
     c.max_text_len = o.pos_i64("max_text_len", c.max_text_len);
     c.positional_embedding_temperature = o.f64("positional_embedding_temperature", c.positional_embedding_temperature);
     c.layer_norm_eps = o.f64("layer_norm_eps", c.layer_norm_eps);
@@ -188,6 +243,42 @@ GroundingDinoConfig parse_gdino(const Obj & o) {
     c.norm = o.str("norm", c.norm);
     c.l_hidden_size = o.pos_i64("l_hidden_size", c.l_hidden_size);
     c.num_embs = o.pos_i64("num_embs", c.num_embs);
+
+    // what the reference's shapes and forward need
+    const std::vector<std::string> stages = {"stage1", "stage2", "stage3", "stage4"};
+    if (c.backbone.depths.size() != 4)
+        fail(bb.field("depths"), ": the Swin backbone must have 4 stages, got ", c.backbone.depths.size());
+    if (c.backbone.out_features != stages)
+        fail(bb.field("out_features"), ": must be [stage1, stage2, stage3, stage4] (stage1 feeds the mask branch, "
+             "stage2..4 the transformer), got ", bb.has("out_features") ? bb.at("out_features").dump() : "none");
+    if (c.d_model % 32 != 0)
+        fail(o.field("d_model"), ": ", c.d_model, " is not a multiple of 32 (the input projections and the mask "
+             "branch use GroupNorm(32, d_model))");
+    if (c.d_model % c.encoder_attention_heads != 0)
+        fail(o.field("encoder_attention_heads"), ": ", c.encoder_attention_heads, " does not divide d_model ", c.d_model);
+    if (c.d_model % c.decoder_attention_heads != 0)
+        fail(o.field("decoder_attention_heads"), ": ", c.decoder_attention_heads, " does not divide d_model ", c.d_model);
+    if (c.encoder_attention_heads < 2)
+        fail(o.field("encoder_attention_heads"), ": must be at least 2 (the text enhancer and the image-text fusion "
+             "use encoder_attention_heads / 2), got ", c.encoder_attention_heads);
+    if (c.encoder_ffn_dim < 2 || (c.encoder_ffn_dim / 2) % (c.encoder_attention_heads / 2) != 0)
+        fail(o.field("encoder_ffn_dim"), ": ", c.encoder_ffn_dim, " / 2 (the image-text fusion width) is not a "
+             "multiple of encoder_attention_heads / 2 = ", c.encoder_attention_heads / 2);
+    if (c.num_feature_levels < 3)
+        fail(o.field("num_feature_levels"), ": must be at least 3 (the backbone levels stage2..4), got ",
+             c.num_feature_levels);
+    if (!c.two_stage) fail(o.field("two_stage"), ": must be true (the reference's forward needs the two-stage selection)");
+    if (c.query_dim != 4) fail(o.field("query_dim"), ": must be 4 (two-stage reference boxes), got ", c.query_dim);
+    if (c.two_stage_bbox_embed_share && !c.decoder_bbox_embed_share)
+        fail(o.field("two_stage_bbox_embed_share"), ": true needs decoder_bbox_embed_share true");
+    if (c.activation_function != "relu" && c.activation_function != "gelu")
+        fail(o.field("activation_function"), ": '", c.activation_function, "' is not supported (relu or gelu)");
+    if (c.position_embedding_type != "sine")
+        fail(o.field("position_embedding_type"), ": '", c.position_embedding_type, "' is not supported (sine)");
+    if (c.norm != "GN") fail(o.field("norm"), ": '", c.norm, "' is not supported (GN)");
+    if (!(c.positional_embedding_temperature > 0))
+        fail(o.field("positional_embedding_temperature"), ": must be positive, got ", c.positional_embedding_temperature);
+    if (!(c.layer_norm_eps > 0)) fail(o.field("layer_norm_eps"), ": must be positive, got ", c.layer_norm_eps);
     c.raw_json = o.raw().dump();
     return c;
 }
@@ -368,6 +459,97 @@ std::string to_config_json(const ClipVisionConfig & c) {
     return v.dump(2);
 }
 
+GroundingDinoConfig parse_gdino_config(const std::string & text, const std::string & what) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::exception & e) {
+        fail(what, ": invalid JSON: ", e.what());
+    }
+    return parse_gdino(Obj(j, what));
+}
+
+namespace {
+
+// the Swin backbone_config as transformers' SwinConfig.to_dict() writes it, over `base` (the parsed object, if any)
+json swin_backbone_json(const SwinConfig & s, json base) {
+    if (!base.is_object()) base = json::object();
+    const int64_t n = int64_t(s.depths.size());
+    std::vector<std::string> stage_names = {"stem"};
+    for (int64_t i = 1; i <= n; ++i) stage_names.push_back("stage" + std::to_string(i));
+    std::vector<int64_t> out_indices;
+    for (const auto & f : s.out_features) {
+        const auto it = std::find(stage_names.begin(), stage_names.end(), f);
+        if (it != stage_names.end()) out_indices.push_back(int64_t(it - stage_names.begin()));
+    }
+    // training-only fields the reference configuration has, with the released model's values
+    const json defaults = {{"drop_path_rate", 0.1}, {"hidden_dropout_prob", 0.0}, {"attention_probs_dropout_prob", 0.0},
+                           {"encoder_stride", 32}, {"initializer_range", 0.02}};
+    for (const auto & [k, v] : defaults.items())
+        if (!base.contains(k)) base[k] = v;
+    base["model_type"] = "swin";
+    base["image_size"] = s.image_size;
+    base["patch_size"] = s.patch_size;
+    base["num_channels"] = s.num_channels;
+    base["embed_dim"] = s.embed_dim;
+    base["depths"] = s.depths;
+    base["num_heads"] = s.num_heads;
+    base["num_layers"] = n;
+    base["hidden_size"] = n > 0 && n < 32 ? int64_t(uint64_t(s.embed_dim) << (n - 1)) : s.embed_dim;  // last stage
+    base["window_size"] = s.window_size;
+    base["mlp_ratio"] = s.mlp_ratio;
+    base["qkv_bias"] = s.qkv_bias;
+    base["hidden_act"] = s.hidden_act;
+    base["layer_norm_eps"] = s.layer_norm_eps;
+    base["use_absolute_embeddings"] = s.use_absolute_embeddings;
+    base["stage_names"] = stage_names;
+    base["out_features"] = s.out_features;
+    base["out_indices"] = out_indices;
+    return base;
+}
+
+}  // namespace
+
+std::string to_config_json(const GroundingDinoConfig & c) {
+    json j = c.raw_json.empty() ? json::object() : json::parse(c.raw_json);
+    // fields the reference's configuration has and the forward does not read, with the released model's values
+    const json defaults = {
+        {"model_type", "grounding-dino"}, {"is_encoder_decoder", true}, {"auxiliary_loss", true},
+        {"dropout", 0.1}, {"attention_dropout", 0.0}, {"activation_dropout", 0.0}, {"text_enhancer_dropout", 0.0},
+        {"fusion_dropout", 0.0}, {"fusion_droppath", 0.1}, {"disable_custom_kernels", false}, {"init_std", 0.02},
+        {"text_backbone_config", {{"model_type", "grounding-dino-text-prenet"}, {"vocab_size", 30522}}},
+    };
+    for (const auto & [k, v] : defaults.items())
+        if (!j.contains(k)) j[k] = v;
+    j["backbone_config"] = swin_backbone_json(c.backbone, j.value("backbone_config", json::object()));
+    j["d_model"] = c.d_model;
+    j["num_queries"] = c.num_queries;
+    j["encoder_layers"] = c.encoder_layers;
+    j["decoder_layers"] = c.decoder_layers;
+    j["encoder_ffn_dim"] = c.encoder_ffn_dim;
+    j["decoder_ffn_dim"] = c.decoder_ffn_dim;
+    j["encoder_attention_heads"] = c.encoder_attention_heads;
+    j["decoder_attention_heads"] = c.decoder_attention_heads;
+    j["num_feature_levels"] = c.num_feature_levels;
+    j["encoder_n_points"] = c.encoder_n_points;
+    j["decoder_n_points"] = c.decoder_n_points;
+    j["activation_function"] = c.activation_function;
+    j["position_embedding_type"] = c.position_embedding_type;
+    j["two_stage"] = c.two_stage;
+    j["embedding_init_target"] = c.embedding_init_target;
+    j["query_dim"] = c.query_dim;
+    j["decoder_bbox_embed_share"] = c.decoder_bbox_embed_share;
+    j["two_stage_bbox_embed_share"] = c.two_stage_bbox_embed_share;
+    j["max_text_len"] = c.max_text_len;
+    j["positional_embedding_temperature"] = c.positional_embedding_temperature;
+    j["layer_norm_eps"] = c.layer_norm_eps;
+    j["mask_dim"] = c.mask_dim;
+    j["norm"] = c.norm;
+    j["l_hidden_size"] = c.l_hidden_size;
+    j["num_embs"] = c.num_embs;
+    return j.dump(2);
+}
+
 std::string to_config_json(const VisionLLMv2Config & c) {
     const json v = json::parse(to_config_json(c.vision));
     json j = {
@@ -391,7 +573,7 @@ std::string to_config_json(const VisionLLMv2Config & c) {
     };
     // as VisionLLMv2Config.to_dict: the tool configs are always present, null when unused
     auto raw = [](const auto & opt) { return !opt ? json(nullptr) : opt->raw_json.empty() ? json::object() : json::parse(opt->raw_json); };
-    j["gdino_config"] = raw(c.gdino);
+    j["gdino_config"] = c.gdino ? json::parse(to_config_json(*c.gdino)) : json(nullptr);
     j["unipose_config"] = raw(c.unipose);
     j["sd_config"] = raw(c.sd);
     j["ip2p_config"] = raw(c.ip2p);

@@ -46,8 +46,10 @@ TEST(Cli, BadInvocationsSayWhatIsWrong) {
     out = must_run(vl() + " inspect -m /nonexistent/dir", 1);
     EXPECT_NE(out.find("/nonexistent/dir"), std::string::npos) << out;
     TempDir d("cli");
-    out = must_run(vl() + " make-tiny -o " + d.path() + " --components llm,vision,gdino", 1);
-    EXPECT_NE(out.find("'gdino'"), std::string::npos) << out;
+    out = must_run(vl() + " make-tiny -o " + d.path() + " --components llm,vision,unipose", 1);
+    EXPECT_NE(out.find("'unipose'"), std::string::npos) << out;
+    out = must_run(vl() + " make-tiny -o " + d.path() + " --components llm,vision,gdino --arch clip", 1);
+    EXPECT_NE(out.find("--arch clip takes only the vision component"), std::string::npos) << out;
     out = must_run(vl() + " make-tiny -o " + d.path() + " --dtype q4", 1);
     EXPECT_NE(out.find("--dtype: unknown dtype 'q4'"), std::string::npos) << out;
     out = must_run(vl() + " make-tiny -o " + d.path() + " --shards two", 1);

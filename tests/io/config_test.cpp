@@ -242,3 +242,204 @@ TEST(Config, WrittenConfigReadsBackTheSame) {
     EXPECT_EQ(b.vllm.gdino->backbone.depths, a.vllm.gdino->backbone.depths);
     EXPECT_EQ(b.vllm.sd->trigger_token, "[GEN]");
 }
+
+// --- Grounding DINO (gdino_config) -------------------------------------------------------------------------------
+
+namespace {
+
+json golden_gdino_config() { return json::parse(read_file(golden_dir("gdino") + "/config.json")); }
+
+std::string gdino_error(const json & j) {
+    return error_of([&] { parse_gdino_config(j.dump(), "gdino_config"); });
+}
+
+void expect_same_gdino(const GroundingDinoConfig & a, const GroundingDinoConfig & b) {
+    EXPECT_EQ(a.backbone.embed_dim, b.backbone.embed_dim);
+    EXPECT_EQ(a.backbone.depths, b.backbone.depths);
+    EXPECT_EQ(a.backbone.num_heads, b.backbone.num_heads);
+    EXPECT_EQ(a.backbone.window_size, b.backbone.window_size);
+    EXPECT_DOUBLE_EQ(a.backbone.mlp_ratio, b.backbone.mlp_ratio);
+    EXPECT_EQ(a.backbone.out_features, b.backbone.out_features);
+    EXPECT_EQ(a.d_model, b.d_model);
+    EXPECT_EQ(a.num_queries, b.num_queries);
+    EXPECT_EQ(a.encoder_layers, b.encoder_layers);
+    EXPECT_EQ(a.decoder_layers, b.decoder_layers);
+    EXPECT_EQ(a.encoder_ffn_dim, b.encoder_ffn_dim);
+    EXPECT_EQ(a.decoder_ffn_dim, b.decoder_ffn_dim);
+    EXPECT_EQ(a.encoder_attention_heads, b.encoder_attention_heads);
+    EXPECT_EQ(a.decoder_attention_heads, b.decoder_attention_heads);
+    EXPECT_EQ(a.num_feature_levels, b.num_feature_levels);
+    EXPECT_EQ(a.encoder_n_points, b.encoder_n_points);
+    EXPECT_EQ(a.decoder_n_points, b.decoder_n_points);
+    EXPECT_EQ(a.activation_function, b.activation_function);
+    EXPECT_EQ(a.embedding_init_target, b.embedding_init_target);
+    EXPECT_EQ(a.decoder_bbox_embed_share, b.decoder_bbox_embed_share);
+    EXPECT_EQ(a.two_stage_bbox_embed_share, b.two_stage_bbox_embed_share);
+    EXPECT_EQ(a.query_dim, b.query_dim);
+    EXPECT_EQ(a.max_text_len, b.max_text_len);
+    EXPECT_DOUBLE_EQ(a.positional_embedding_temperature, b.positional_embedding_temperature);
+    EXPECT_EQ(a.mask_dim, b.mask_dim);
+    EXPECT_EQ(a.norm, b.norm);
+    EXPECT_EQ(a.l_hidden_size, b.l_hidden_size);
+    EXPECT_EQ(a.num_embs, b.num_embs);
+}
+
+}  // namespace
+
+TEST(GdinoConfig, ReleasedValues) {
+    ModelConfig m = load_model_config(source_dir() + "/configs/visionllmv2-7b.config.json");
+    const GroundingDinoConfig & g = *m.vllm.gdino;
+    EXPECT_EQ(g.d_model, 256);
+    EXPECT_EQ(g.encoder_ffn_dim, 2048);
+    EXPECT_EQ(g.activation_function, "relu");
+    EXPECT_EQ(g.position_embedding_type, "sine");
+    EXPECT_TRUE(g.two_stage && g.embedding_init_target && g.decoder_bbox_embed_share);
+    EXPECT_FALSE(g.two_stage_bbox_embed_share);
+    EXPECT_EQ(g.query_dim, 4);
+    EXPECT_EQ(g.max_text_len, 256);
+    EXPECT_DOUBLE_EQ(g.positional_embedding_temperature, 20);
+    EXPECT_EQ(g.backbone.out_features, (std::vector<std::string>{"stage1", "stage2", "stage3", "stage4"}));
+}
+
+TEST(GdinoConfig, GoldenConfigRoundTrips) {
+    // the golden's gdino_config (tools/golden/gdino.py), then the released one, through to_config_json and back
+    const GroundingDinoConfig a = parse_gdino_config(golden_gdino_config().dump(), "golden");
+    EXPECT_EQ(a.d_model, 64);
+    EXPECT_EQ(a.backbone.window_size, 3);
+    EXPECT_EQ(a.encoder_n_points, 2);
+    EXPECT_EQ(a.decoder_n_points, 3);
+    EXPECT_EQ(a.mask_dim, 32);
+    const GroundingDinoConfig b = parse_gdino_config(to_config_json(a), "roundtrip");
+    expect_same_gdino(a, b);
+
+    ModelConfig m = load_model_config(source_dir() + "/configs/visionllmv2-7b.config.json");
+    const GroundingDinoConfig c = parse_gdino_config(to_config_json(*m.vllm.gdino), "roundtrip 7b");
+    expect_same_gdino(*m.vllm.gdino, c);
+    // keys the struct does not model survive; modelled ones follow the struct
+    GroundingDinoConfig d = *m.vllm.gdino;
+    d.num_queries = 300;
+    const json j = json::parse(to_config_json(d));
+    EXPECT_EQ(j["num_queries"], 300);
+    EXPECT_EQ(j["_name_or_path"], "checkpoints/grounding-dino-tiny");
+    EXPECT_EQ(j["giou_cost"], 2.0);
+    EXPECT_EQ(j["backbone_config"]["drop_path_rate"], 0.1);
+    // and the whole VisionLLMv2 config carries it
+    VisionLLMv2Config v = m.vllm;
+    v.gdino = d;
+    EXPECT_EQ(parse_model_config(to_config_json(v), "v").vllm.gdino->num_queries, 300);
+}
+
+TEST(GdinoConfig, WrittenFromScratchHasTheOfficialLayout) {
+    // what make-tiny writes: no parsed JSON behind it
+    GroundingDinoConfig c;
+    c.backbone.out_features = {"stage1", "stage2", "stage3", "stage4"};
+    c.d_model = 64;
+    c.num_queries = 30;
+    const json j = json::parse(to_config_json(c));
+    EXPECT_EQ(j["model_type"], "grounding-dino");
+    EXPECT_EQ(j["backbone_config"]["model_type"], "swin");
+    EXPECT_EQ(j["backbone_config"]["out_features"], json({"stage1", "stage2", "stage3", "stage4"}));
+    EXPECT_EQ(j["backbone_config"]["out_indices"], json({1, 2, 3, 4}));
+    EXPECT_EQ(j["backbone_config"]["stage_names"], json({"stem", "stage1", "stage2", "stage3", "stage4"}));
+    EXPECT_EQ(j["backbone_config"]["hidden_size"], 768);
+    EXPECT_EQ(j["text_backbone_config"]["model_type"], "grounding-dino-text-prenet");
+    for (const char * k : {"d_model", "num_queries", "encoder_layers", "decoder_layers", "encoder_ffn_dim",
+                           "decoder_ffn_dim", "encoder_attention_heads", "decoder_attention_heads", "num_feature_levels",
+                           "encoder_n_points", "decoder_n_points", "activation_function", "two_stage",
+                           "embedding_init_target", "query_dim", "decoder_bbox_embed_share",
+                           "two_stage_bbox_embed_share", "max_text_len", "positional_embedding_temperature",
+                           "layer_norm_eps", "mask_dim", "norm", "l_hidden_size", "num_embs", "position_embedding_type"})
+        EXPECT_TRUE(j.contains(k)) << k;
+    expect_same_gdino(c, parse_gdino_config(j.dump(), "scratch"));
+}
+
+TEST(GdinoConfig, ReferenceDefaultsApply) {
+    const json j = {{"backbone_config", golden_gdino_config()["backbone_config"]}};
+    const GroundingDinoConfig c = parse_gdino_config(j.dump(), "gdino_config");
+    EXPECT_EQ(c.d_model, 256);
+    EXPECT_EQ(c.num_queries, 900);
+    EXPECT_EQ(c.encoder_layers, 6);
+    EXPECT_EQ(c.encoder_attention_heads, 8);
+    EXPECT_EQ(c.num_feature_levels, 4);
+    EXPECT_EQ(c.activation_function, "relu");
+    EXPECT_TRUE(c.two_stage && c.embedding_init_target && c.decoder_bbox_embed_share);
+    EXPECT_FALSE(c.two_stage_bbox_embed_share);
+    EXPECT_EQ(c.max_text_len, 256);
+    EXPECT_EQ(c.mask_dim, 256);
+    EXPECT_EQ(c.norm, "GN");
+    EXPECT_EQ(c.l_hidden_size, 4096);
+    EXPECT_EQ(c.num_embs, 4);
+}
+
+TEST(GdinoConfig, BadValuesAreNamed) {
+    struct Case {
+        const char * key;
+        json value;
+        const char * message;
+    };
+    const std::vector<Case> cases = {
+        {"d_model", 48, "gdino_config.d_model: 48 is not a multiple of 32"},
+        {"d_model", 0, "gdino_config.d_model: must be positive"},
+        {"encoder_attention_heads", 3, "gdino_config.encoder_attention_heads: 3 does not divide d_model 64"},
+        {"decoder_attention_heads", 5, "gdino_config.decoder_attention_heads: 5 does not divide d_model 64"},
+        {"encoder_attention_heads", 1, "gdino_config.encoder_attention_heads: must be at least 2"},
+        {"encoder_ffn_dim", 6, "gdino_config.encoder_ffn_dim: 6 / 2 (the image-text fusion width) is not a multiple"},
+        {"num_feature_levels", 2, "gdino_config.num_feature_levels: must be at least 3"},
+        {"max_text_len", 0, "gdino_config.max_text_len: must be positive"},
+        {"num_queries", -1, "gdino_config.num_queries: must be positive"},
+        {"two_stage", false, "gdino_config.two_stage: must be true"},
+        {"query_dim", 2, "gdino_config.query_dim: must be 4"},
+        {"norm", "BN", "gdino_config.norm: 'BN' is not supported"},
+        {"activation_function", "tanh", "gdino_config.activation_function: 'tanh' is not supported"},
+        {"position_embedding_type", "learned", "gdino_config.position_embedding_type: 'learned' is not supported"},
+        {"positional_embedding_temperature", 0, "gdino_config.positional_embedding_temperature: must be positive"},
+        {"d_model", "wide", "gdino_config.d_model: expected an integer"},
+        {"two_stage", "yes", "gdino_config.two_stage: expected true or false"},
+    };
+    for (const auto & c : cases) {
+        json j = golden_gdino_config();
+        j[c.key] = c.value;
+        const std::string e = gdino_error(j);
+        EXPECT_NE(e.find(c.message), std::string::npos) << c.key << " = " << c.value.dump() << ": " << e;
+    }
+    json j = golden_gdino_config();
+    j["two_stage_bbox_embed_share"] = true;
+    j["decoder_bbox_embed_share"] = false;
+    EXPECT_NE(gdino_error(j).find("two_stage_bbox_embed_share: true needs decoder_bbox_embed_share"), std::string::npos);
+
+    j = golden_gdino_config();
+    j["backbone_config"]["out_features"] = {"stage2", "stage3", "stage4"};
+    std::string e = gdino_error(j);
+    EXPECT_NE(e.find("gdino_config.backbone_config.out_features: must be [stage1, stage2, stage3, stage4]"),
+              std::string::npos) << e;
+    j["backbone_config"].erase("out_features");
+    j["backbone_config"].erase("out_indices");
+    e = gdino_error(j);
+    EXPECT_NE(e.find("backbone_config.out_features"), std::string::npos) << e;
+
+    j = golden_gdino_config();
+    j["backbone_config"]["depths"] = {2, 2, 2};
+    j["backbone_config"]["num_heads"] = {1, 1, 2};
+    j["backbone_config"]["out_features"] = {"stage1", "stage2", "stage3"};
+    e = gdino_error(j);
+    EXPECT_NE(e.find("gdino_config.backbone_config.depths: the Swin backbone must have 4 stages"), std::string::npos) << e;
+
+    j = golden_gdino_config();
+    j["backbone_config"]["model_type"] = "resnet";
+    e = gdino_error(j);
+    EXPECT_NE(e.find("gdino_config.backbone_config.model_type: 'resnet' is not supported"), std::string::npos) << e;
+
+    j = golden_gdino_config();
+    j.erase("backbone_config");
+    e = gdino_error(j);
+    EXPECT_NE(e.find("missing required field 'backbone_config'"), std::string::npos) << e;
+
+    // inside a full config the path names the nesting
+    json full = reference_config();
+    full["gdino_config"]["d_model"] = 100;
+    e = error_for(full);
+    EXPECT_NE(e.find("config.json.gdino_config.d_model: 100 is not a multiple of 32"), std::string::npos) << e;
+
+    e = error_of([] { parse_gdino_config("{", "x.json"); });
+    EXPECT_NE(e.find("x.json: invalid JSON"), std::string::npos) << e;
+}

@@ -16,6 +16,7 @@
 namespace visionllm::cli {
 int bench_llm(int argc, char ** argv);
 int bench_vision(int argc, char ** argv);
+int bench_gdino(int argc, char ** argv);
 }
 
 namespace {
@@ -108,6 +109,8 @@ int main(int argc, char ** argv) {
             {"llm", "language model prefill and decode speed, against the read bandwidth and torch's matvec",
              visionllm::cli::bench_llm},
             {"vision", "CLIP vision tower latency on 1 and 5 tiles, against PyTorch eager", visionllm::cli::bench_vision},
+            {"gdino", "Grounding DINO latency on an 800x1333 image, against transformers' GroundingDino",
+             visionllm::cli::bench_gdino},
         },
         argc, argv);
 }

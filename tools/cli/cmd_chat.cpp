@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "common/args.h"
+#include "common/detections.h"
 #include "common/llm_flags.h"
 #include "io/json_file.h"
 #include "vision/visual_prompt.h"
@@ -57,7 +58,7 @@ void print_timings(const ChatResult & r) {
 }
 
 nlohmann::ordered_json to_json(const ChatResult & r, const std::string & question) {
-    return {{"question", question},
+    nlohmann::ordered_json j = {{"question", question},
             {"answer", r.text},
             {"ids", r.ids},
             {"stopped_on_eos", r.stopped},
@@ -65,7 +66,14 @@ nlohmann::ordered_json to_json(const ChatResult & r, const std::string & questio
             {"grid", {r.grid_cols, r.grid_rows}},
             {"prompt_tokens", r.prompt_tokens},
             {"prompt_tokens_run", r.prompt_tokens_run},
-            {"seconds", {{"image", r.image_seconds}, {"prompt", r.prompt_seconds}, {"generation", r.generate_seconds}}}};
+            {"seconds", {{"image", r.image_seconds}, {"prompt", r.prompt_seconds}, {"generation", r.generate_seconds},
+                         {"decoder", r.decoder_seconds}}}};
+    if (!r.routes.empty()) {
+        j["routes"] = r.routes;
+        j["phrases"] = r.phrases;
+        j["detections"] = coco_results(r.detections, 0, r.width, r.height);
+    }
+    return j;
 }
 
 }  // namespace
@@ -88,12 +96,14 @@ int cmd_chat(int argc, char ** argv) {
     a.add("--mask", "PNG", "a binary mask region the size of the image, nonzero inside (repeatable)");
     a.add("--max-tiles", "N", "anyres tiles at most (a thumbnail is added when there are several)", "4");
     a.add("--system", "TEXT", "replace the template's system sentence");
+    a.add("--threshold", "T", "when the answer routes to the detector: keep detections scoring at least T", "0.3");
+    a.add_switch("--masks", "when the answer routes to the detector: instance masks too");
+    a.add("--draw", "PNG", "when the answer routes to the detector: write the image with the detections");
     a.add_switch("-i,--interactive", "after the answer, read further questions from stdin (multi-turn)");
     a.add_switch("--json", "print one JSON object per answer (answer, ids, tiles, timings) instead of streaming");
     add_sampling_flags(a);
     add_llm_flags(a);
-    a.add("--vision-dtype", "T", "vision side dtype: auto (f32 on the CPU, the checkpoint's on CUDA), f32, bf16, f16",
-          "auto");
+    add_engine_dtype_flags(a);
     if (!a.parse(argc, argv)) return 0;
 
     const std::string dir = a.require("--model");
@@ -106,24 +116,11 @@ int cmd_chat(int argc, char ** argv) {
     VLLM_CHECK(req.regions.empty() || !req.image.empty(), "--box/--point/--scribble/--mask need --image");
     req.max_tiles = a.get_int("--max-tiles");
     req.system = a.get("--system");
-    req.gen.max_new_tokens = a.get_int("--n-predict");
-    const llm::SamplerParams sp = sampling_params(a);
-    req.gen.temperature = sp.temperature;
-    req.gen.top_k = sp.top_k;
-    req.gen.top_p = sp.top_p;
-    req.gen.min_p = sp.min_p;
-    req.gen.repeat_penalty = sp.repetition_penalty;
-    req.gen.seed = sp.seed;
-    req.gen.ignore_eos = a.on("--ignore-eos");
+    req.gen = generation_params(a);
+    req.detect.threshold = float(a.get_float("--threshold"));
+    req.detect.masks = a.on("--masks");
 
-    EngineOptions eo;
-    eo.device = a.get("--device");
-    eo.dtype = a.get("--dtype");
-    eo.vision_dtype = a.get("--vision-dtype");
-    eo.context = a.get_int("--ctx-size");
-    eo.threads = int(a.get_int("--threads"));
-    eo.copy_weights = a.on("--copy-weights");
-    auto engine = Engine::load(dir, eo);
+    auto engine = Engine::load(dir, engine_options(a));
     std::fprintf(stderr, "%s | seed %llu\n", engine->describe().c_str(), (unsigned long long)req.gen.seed);
 
     std::string question = a.has("--prompt") ? a.get("--prompt") : io::read_text_file(a.get("--file"));
@@ -153,6 +150,13 @@ int cmd_chat(int argc, char ** argv) {
         if (answered) {
             if (json) std::printf("%s\n", to_json(r, question).dump().c_str());
             else std::printf("\n");
+            if (!json && !r.routes.empty()) {
+                for (size_t k = 0; k < r.routes.size(); ++k)
+                    std::printf("%s %s\n", r.routes[k].c_str(), r.phrases[k].empty() ? "(no phrase)" : r.phrases[k].c_str());
+                print_detections(stdout, r.detections);
+            }
+            if (a.has("--draw") && !r.routes.empty() && !req.image.empty())
+                draw_detections(req.image.path, r.detections, a.get("--draw"));
             std::fflush(stdout);
             print_timings(r);
             if (!a.on("--interactive")) break;

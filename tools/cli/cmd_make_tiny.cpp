@@ -13,7 +13,7 @@ int cmd_make_tiny(int argc, char ** argv) {
            "Writes a random-weight checkpoint in the official VisionLLMv2 key layout and file format:\n"
            "config.json (nested), tokenizer.model + added tokens, and .bin shards with their index.");
     a.add("-o,--output", "DIR", "output directory (created if needed)");
-    a.add("--components", "LIST", "comma-separated: llm,vision,region (gdino,unipose,sd,ip2p come with their ports)",
+    a.add("--components", "LIST", "comma-separated: llm,vision,region,gdino (unipose,sd,ip2p come with their ports)",
           "llm,vision,region");
     a.add("--arch", "NAME", "visionllmv2; llama for a plain LlamaForCausalLM directory; clip for a CLIPVisionModel one", "visionllmv2");
     a.add("--preset", "NAME", "tiny, or 7b for the released model's full shapes", "tiny");

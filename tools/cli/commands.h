@@ -4,6 +4,7 @@
 namespace visionllm::cli {
 
 int cmd_chat(int argc, char ** argv);
+int cmd_detect(int argc, char ** argv);
 int cmd_inspect(int argc, char ** argv);
 int cmd_make_tiny(int argc, char ** argv);
 int cmd_info(int argc, char ** argv);

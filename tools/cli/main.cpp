@@ -8,6 +8,7 @@ int main(int argc, char ** argv) {
         "visionllm", "VisionLLM v2 inference engine",
         {
             {"chat", "ask about an image, with boxes, points or masks as regions; multi-turn with -i", cmd_chat},
+            {"detect", "find objects (boxes, masks) by class names, a phrase or a free-form request", cmd_detect},
             {"run", "generate text with the language model (chat template, sampling, streaming)", cmd_run},
             {"tokenize", "print the token ids of a text", cmd_tokenize},
             {"inspect", "list a model's components, parameter counts and dtypes, and check its keys", cmd_inspect},

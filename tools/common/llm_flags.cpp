@@ -52,4 +52,36 @@ llm::SamplerParams sampling_params(const Args & a) {
     return p;
 }
 
+GenerationParams generation_params(const Args & a) {
+    GenerationParams g;
+    g.max_new_tokens = a.get_int("--n-predict");
+    const llm::SamplerParams sp = sampling_params(a);
+    g.temperature = sp.temperature;
+    g.top_k = sp.top_k;
+    g.top_p = sp.top_p;
+    g.min_p = sp.min_p;
+    g.repeat_penalty = sp.repetition_penalty;
+    g.seed = sp.seed;
+    g.ignore_eos = a.on("--ignore-eos");
+    return g;
+}
+
+void add_engine_dtype_flags(Args & a) {
+    a.add("--vision-dtype", "T", "vision side dtype: auto (f32 on the CPU, the checkpoint's on CUDA), f32, bf16, f16",
+          "auto");
+    a.add("--decoder-dtype", "T", "task decoder dtype: auto (as the vision side), f32, bf16, f16", "auto");
+}
+
+EngineOptions engine_options(const Args & a) {
+    EngineOptions eo;
+    eo.device = a.get("--device");
+    eo.dtype = a.get("--dtype");
+    eo.vision_dtype = a.get("--vision-dtype");
+    eo.decoder_dtype = a.get("--decoder-dtype");
+    eo.context = a.get_int("--ctx-size");
+    eo.threads = int(a.get_int("--threads"));
+    eo.copy_weights = a.on("--copy-weights");
+    return eo;
+}
+
 }  // namespace visionllm::cli

@@ -6,6 +6,7 @@
 #include "common/args.h"
 #include "llm/llama.h"
 #include "llm/sampler.h"
+#include "visionllm/engine.h"
 
 namespace visionllm::cli {
 
@@ -18,5 +19,12 @@ llm::LlamaOptions llm_options(const Args & a);
 void add_sampling_flags(Args & a);
 // the sampler's settings from them; without --seed a random one (callers print it)
 llm::SamplerParams sampling_params(const Args & a);
+// the same as the Engine's GenerationParams (with -n and --ignore-eos)
+GenerationParams generation_params(const Args & a);
+
+// --vision-dtype and --decoder-dtype (chat, detect)
+void add_engine_dtype_flags(Args & a);
+// EngineOptions from add_llm_flags' and add_engine_dtype_flags' flags
+EngineOptions engine_options(const Args & a);
 
 }  // namespace visionllm::cli

@@ -14,7 +14,11 @@ The reference, written here from that description:
     (every mask here is below the reference's sampling threshold) -> the <region> rows in order;
   * prompt: conv vicuna_v1, "<image>\\n" before the first question, tokenizer_image_token with the
     -200 sentinel replaced by tokenizer("<im_patch>" * N).input_ids[1:];
-  * LlamaForCausalLM on inputs_embeds, greedy, KV cache, stop on EOS (id 2) or after MAX_NEW tokens.
+  * LlamaForCausalLM on inputs_embeds, greedy, KV cache, stop on EOS (id 2) or after MAX_NEW tokens;
+  * the super link (§5.1): a generated routing token ([DET] [SEG] [GRD] [POSE]: the 4 rows of
+    emb_embeddings_det / _pose; [GEN] [EDIT]: the 64 rows of _gen / _edit) is fed together with its
+    learned queries in one step, and the next token comes from the last query (the random tiny
+    model does emit [DET] now and then).
 
 Writes tests/data/golden/chat/: the small input images and expected.json (per case: the prompt
 text, the full prompt ids, the grid, the generated ids, the answer text).
@@ -165,6 +169,8 @@ class Reference:
         self.S = vc.image_size
         self.P = (vc.image_size // vc.patch_size) ** 2
         self.tok = LlamaTokenizer.from_pretrained(ckpt)
+        tables = {"[DET]": "det", "[SEG]": "det", "[GRD]": "det", "[POSE]": "pose", "[GEN]": "gen", "[EDIT]": "edit"}
+        self.queries = {self.tok.convert_tokens_to_ids(t): state[f"emb_embeddings_{n}.weight"] for t, n in tables.items()}
         self.proc = CLIPImageProcessor.from_pretrained(ckpt)
 
     def prompt_ids(self, prompt, n_tiles):
@@ -223,7 +229,10 @@ class Reference:
                 gen.append(nxt)
                 if nxt == self.tok.eos_token_id:
                     break
-                out = self.llm(input_ids=torch.tensor([[nxt]]), past_key_values=past, use_cache=True)
+                step = self.llm.get_input_embeddings()(torch.tensor([[nxt]]))
+                if nxt in self.queries:  # routing token: its queries join it in this step
+                    step = torch.cat([step, self.queries[nxt][None]], 1)
+                out = self.llm(inputs_embeds=step, past_key_values=past, use_cache=True)
                 past, logits = out.past_key_values, out.logits[0, -1]
             answer_ids = [t for t in gen if t != self.tok.eos_token_id]
             answer = self.tok.decode(answer_ids, skip_special_tokens=True).strip()
