@@ -96,7 +96,7 @@ int cmd_chat(int argc, char ** argv) {
     a.add("--mask", "PNG", "a binary mask region the size of the image, nonzero inside (repeatable)");
     a.add("--max-tiles", "N", "anyres tiles at most (a thumbnail is added when there are several)", "4");
     a.add("--system", "TEXT", "replace the template's system sentence");
-    a.add("--threshold", "T", "when the answer routes to the detector: keep detections scoring at least T", "0.3");
+    a.add("--threshold", "T", "when the answer routes to the detector: keep detections scoring above T", "0.3");
     a.add_switch("--masks", "when the answer routes to the detector: instance masks too");
     a.add("--draw", "PNG", "when the answer routes to the detector: write the image with the detections");
     a.add_switch("-i,--interactive", "after the answer, read further questions from stdin (multi-turn)");

@@ -49,7 +49,7 @@ int cmd_detect(int argc, char ** argv) {
     a.add("--classes", "A,B,...", "class names in prompt order (grounding: the expression)");
     a.add("-p,--prompt", "TEXT", "a free-form request, e.g. \"Please detect the cats in this image.\"");
     a.add("--task", "T", "det, seg or grounding (with --classes)", "det");
-    a.add("--threshold", "T", "keep detections scoring at least T", "0.3");
+    a.add("--threshold", "T", "keep detections scoring above T", "0.3");
     a.add("--topk", "K", "top-k over queries x classes; 0: the evaluation's (100, grounding 1)", "0");
     a.add_switch("--masks", "instance masks (COCO RLE in the JSON, drawn with --draw)");
     a.add("-o,--output", "FILE", "write the detections as COCO results JSON");
