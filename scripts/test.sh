@@ -65,7 +65,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
     CXX=clang++ cmake -S tests/fuzz -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 if cmake --build build-fuzz; then
-    for t in safetensors torch_zip pickle config image; do
+    for t in safetensors torch_zip pickle config image coco; do
         mkdir -p "build-fuzz/corpus-$t"
         if (cd build-fuzz && "./fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
                 -print_final_stats=1 "corpus-$t" "$ROOT/tests/fuzz/seeds/$t" > "fuzz_$t.log" 2>&1); then

@@ -483,8 +483,8 @@ std::vector<Detection> run_gdino(Engine::Impl & m, const at::Tensor & text_query
         std::copy(ds[i].box, ds[i].box + 4, d.box);
         d.query = ds[i].query;
         if (i < rles.size()) {
-            d.mask_rle = rles[i].compressed();
-            d.mask_area = gdino::rle_area(rles[i]);
+            d.mask_rle = eval::rle_to_string(rles[i]);
+            d.mask_area = eval::rle_area(rles[i]);
             d.mask_runs = std::move(rles[i].counts);
         }
         res.push_back(std::move(d));

@@ -137,7 +137,14 @@ TEST(Cli, BenchAndEvalFrames) {
     EXPECT_GT(j["prefill_tps"].get<double>(), 0.0);
     EXPECT_GT(j["weight_bytes"].get<double>(), 0.0);
     EXPECT_GT(j["torch_matvec_gbps"].get<double>(), 0.0);
+    // the COCOeval benchmark on a small synthetic set (no baseline): 12 stats in [0, 1]
+    j = json::parse(must_run(bin_path("visionllm-bench") + " cocoeval --images 40 --gt 250 --dets 20 -r 1 --json"));
+    ASSERT_EQ(j["stats"].size(), 12u);
+    EXPECT_GT(j["stats"][0].get<double>(), 0.0);
+    EXPECT_LE(j["stats"][0].get<double>(), 1.0);
+    EXPECT_EQ(j["dets"].get<int>(), 800);
     out = must_run(bin_path("visionllm-eval") + " --help");
-    EXPECT_NE(out.find("coco"), std::string::npos) << out;
+    EXPECT_NE(out.find("score"), std::string::npos) << out;
+    EXPECT_NE(out.find("run"), std::string::npos) << out;
     must_run(bin_path("visionllm-eval") + " coco", 1);
 }

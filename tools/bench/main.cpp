@@ -17,6 +17,7 @@ namespace visionllm::cli {
 int bench_llm(int argc, char ** argv);
 int bench_vision(int argc, char ** argv);
 int bench_gdino(int argc, char ** argv);
+int bench_cocoeval(int argc, char ** argv);
 }
 
 namespace {
@@ -111,6 +112,8 @@ int main(int argc, char ** argv) {
             {"vision", "CLIP vision tower latency on 1 and 5 tiles, against PyTorch eager", visionllm::cli::bench_vision},
             {"gdino", "Grounding DINO latency on an 800x1333 image, against transformers' GroundingDino",
              visionllm::cli::bench_gdino},
+            {"cocoeval", "COCO bbox scoring of a val2017-sized synthetic set, against pycocotools",
+             visionllm::cli::bench_cocoeval},
         },
         argc, argv);
 }

@@ -1,19 +1,15 @@
-// visionllm-eval: dataset evaluators (COCO detection / instance segmentation /
-// keypoints, CrowdPose). The evaluators land with the evaluation port; this
-// frame fixes the command-line shape they plug into.
+// visionllm-eval: COCO / CrowdPose evaluation. `score` scores a results file with a native COCOeval
+// (pycocotools' semantics; xtcocotools' for CrowdPose); `run` runs a checkpoint over a dataset with the
+// reference evaluation's prompts, resumable, then scores.
 #include "common/subcommands.h"
-#include "visionllm/error.h"
-
-namespace {
-int not_built(int, char **) { visionllm::fail("this evaluator is not in this build yet"); }
-}  // namespace
+#include "eval/commands.h"
 
 int main(int argc, char ** argv) {
-    return visionllm::cli::run_subcommands(
-        "visionllm-eval", "dataset evaluators",
-        {
-            {"coco", "COCO bbox / segm / keypoints mAP (not in this build yet)", not_built},
-            {"crowdpose", "CrowdPose keypoint AP, easy / medium / hard (not in this build yet)", not_built},
-        },
-        argc, argv);
+    using namespace visionllm::cli;
+    return run_subcommands("visionllm-eval", "COCO and CrowdPose evaluation",
+                           {
+                               {"score", "score a results file: bbox / segm / keypoints AP (COCO, CrowdPose)", cmd_score},
+                               {"run", "run a model over a dataset (resumable), write its results, score them", cmd_run},
+                           },
+                           argc, argv);
 }

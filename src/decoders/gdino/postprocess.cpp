@@ -141,50 +141,9 @@ Rle encode_rle(const at::Tensor & mask) {
              mask.defined() ? shape_of(mask) : std::string("an undefined tensor"));
     if (mask.is_complex() || at::isFloatingType(mask.scalar_type()))
         fail("encode_rle: mask must be bool or integer, got ", c10::toString(mask.scalar_type()));
-    Rle r;
-    r.height = mask.size(0);
-    r.width = mask.size(1);
-    // column-major order (Fortran, as pycocotools wants it): walk the transposed mask row by row
-    const at::Tensor t = mask.ne(0).t().contiguous().cpu();
-    const bool * p = t.data_ptr<bool>();
-    const int64_t n = t.numel();
-    bool prev = false;
-    uint64_t run = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        if (p[i] != prev) {
-            r.counts.push_back(uint32_t(run));
-            run = 0;
-            prev = p[i];
-        }
-        ++run;
-    }
-    r.counts.push_back(uint32_t(run));
-    return r;
-}
-
-std::string Rle::compressed() const {
-    // maskApi.c rleToString: LEB128-like, 5 bits per char offset by 48, counts past the second as a difference to
-    // the count two before
-    std::string s;
-    for (size_t i = 0; i < counts.size(); ++i) {
-        int64_t x = int64_t(counts[i]);
-        if (i > 2) x -= int64_t(counts[i - 2]);
-        bool more = true;
-        while (more) {
-            char c = char(x & 0x1f);
-            x >>= 5;  // arithmetic shift, as C's on a signed long
-            more = (c & 0x10) ? x != -1 : x != 0;
-            if (more) c |= 0x20;
-            s.push_back(char(c + 48));
-        }
-    }
-    return s;
-}
-
-int64_t rle_area(const Rle & r) {
-    int64_t a = 0;
-    for (size_t i = 1; i < r.counts.size(); i += 2) a += r.counts[i];
-    return a;
+    // column-major order (Fortran, as pycocotools wants it): the transposed mask, row by row
+    const at::Tensor t = mask.ne(0).t().contiguous().cpu().to(at::kByte);
+    return eval::rle_encode(t.data_ptr<uint8_t>(), mask.size(0), mask.size(1));
 }
 
 }  // namespace visionllm::gdino

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "eval/mask.h"
+
 namespace visionllm::gdino {
 
 struct Detection {
@@ -48,15 +50,9 @@ at::Tensor post_process_masks(const at::Tensor & mask_logits, int64_t resized_wi
                               int64_t width, int64_t height, int64_t mask_stride = 4);
 
 // COCO run-length encoding of a mask [h, w] (bool or integer, nonzero = inside), column-major as
-// pycocotools.mask.encode on np.asfortranarray(mask): counts alternate runs of 0s and 1s, starting with 0s
-struct Rle {
-    int64_t height = 0, width = 0;
-    std::vector<uint32_t> counts;    // uncompressed runs
-    std::string compressed() const;  // pycocotools' compressed string form (the "counts" of results JSON)
-};
+// pycocotools.mask.encode on np.asfortranarray(mask) (eval/mask.h: rle_to_string, rle_area)
+using Rle = eval::Rle;
 Rle encode_rle(const at::Tensor & mask);
-// the number of pixels inside (pycocotools.mask.area)
-int64_t rle_area(const Rle & r);
 
 // post_process_masks then encode_rle, one mask at a time (no [K, height, width] tensor is kept)
 std::vector<Rle> post_process_masks_rle(const at::Tensor & mask_logits, int64_t resized_width, int64_t resized_height,
