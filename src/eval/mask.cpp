@@ -65,31 +65,36 @@ uint32_t rle_area(const Rle & r) {
 }
 
 void rle_to_bbox(const Rle & r, double bb[4]) {
+    // pycocotools >= 2.0.3 (its 2021 fix): the extent of the non-empty runs of ones; a run crossing a column
+    // boundary covers every row. uint32 arithmetic as there (an RLE whose runs of ones are all empty gives
+    // pycocotools' wrapped-around sizes)
     const uint32_t h = uint32_t(r.h), w = uint32_t(r.w);
     const size_t m = r.counts.size() / 2 * 2;
     if (m == 0 || h == 0) {
         bb[0] = bb[1] = bb[2] = bb[3] = 0;
         return;
     }
-    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0, xp = 0;
+    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0;
     for (size_t j = 0; j < m; ++j) {
+        const uint32_t start = cc;
         cc += r.counts[j];
-        const uint32_t t = cc - uint32_t(j % 2), y = t % h, x = (t - y) / h;
-        if (j % 2 == 0) {
-            xp = x;
-        } else if (xp < x) {  // a run of ones over a column boundary covers every row
+        if (j % 2 == 0 || r.counts[j] == 0) continue;
+        const uint32_t y0 = start % h, x0 = (start - y0) / h;
+        const uint32_t y1 = (cc - 1) % h, x1 = (cc - 1 - y1) / h;
+        xs = std::min(xs, x0);
+        xe = std::max(xe, x1);
+        if (x0 < x1) {
             ys = 0;
             ye = h - 1;
+        } else {
+            ys = std::min(ys, y0);
+            ye = std::max(ye, y1);
         }
-        xs = std::min(xs, x);
-        xe = std::max(xe, x);
-        ys = std::min(ys, y);
-        ye = std::max(ye, y);
     }
     bb[0] = xs;
-    bb[2] = double(xe) - double(xs) + 1;
+    bb[2] = uint32_t(xe - xs + 1);
     bb[1] = ys;
-    bb[3] = double(ye) - double(ys) + 1;
+    bb[3] = uint32_t(ye - ys + 1);
 }
 
 Rle rle_from_bbox(const double bb[4], int64_t h, int64_t w) {

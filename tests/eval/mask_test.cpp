@@ -40,7 +40,9 @@ TEST(CocoMask, PolygonsMatchPycocotools) {
 }
 
 TEST(CocoMask, BoxesMatchPycocotools) {
-    for (const auto & c : golden()["boxes"]) {
+    const json g = golden();  // kept alive for the loop
+    ASSERT_GE(g["boxes"].size(), 5u);
+    for (const auto & c : g["boxes"]) {
         SCOPED_TRACE(c.dump());
         const auto b = c["box"].get<std::vector<double>>();
         const auto r = eval::rle_from_bbox(b.data(), c["h"], c["w"]);
@@ -51,7 +53,9 @@ TEST(CocoMask, BoxesMatchPycocotools) {
 }
 
 TEST(CocoMask, UncompressedCountsAndStringsRoundTrip) {
-    for (const auto & c : golden()["uncompressed"]) {
+    const json g = golden();  // kept alive for the loop
+    ASSERT_GE(g["uncompressed"].size(), 8u);
+    for (const auto & c : g["uncompressed"]) {
         SCOPED_TRACE(c.dump());
         eval::Rle r{c["h"], c["w"], c["counts_list"].get<std::vector<uint32_t>>()};
         const std::string s = eval::rle_to_string(r);
@@ -68,6 +72,8 @@ TEST(CocoMask, UncompressedCountsAndStringsRoundTrip) {
 
 TEST(CocoMask, IouMatchesPycocotools) {
     const json g = golden();
+    ASSERT_GE(g["iou"].size(), 30u);
+    ASSERT_GE(g["bbox_iou"].size(), 30u);
     for (const auto & c : g["iou"]) {
         SCOPED_TRACE(c.dump());
         const int64_t h = c["h"], w = c["w"];
@@ -84,7 +90,9 @@ TEST(CocoMask, IouMatchesPycocotools) {
 }
 
 TEST(CocoMask, MergeMatchesPycocotools) {
-    for (const auto & c : golden()["merge"]) {
+    const json g = golden();  // kept alive for the loop
+    ASSERT_GE(g["merge"].size(), 8u);
+    for (const auto & c : g["merge"]) {
         SCOPED_TRACE(c.dump());
         std::vector<eval::Rle> in;
         const auto & ins = c["inputs"];
