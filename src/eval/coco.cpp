@@ -2,6 +2,8 @@
 #include "eval/coco.h"
 
 #include <cmath>
+#include <ostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -16,8 +18,31 @@ namespace {
 
 json parse(const std::string & path) { return io::read_json_file(path); }
 
+// where an entry is, for messages: "<file>: <list>[<index>]", formatted only when an error is raised
+struct Entry {
+    const std::string & source;
+    const char * list;
+    size_t index;
+};
+std::ostream & operator<<(std::ostream & os, const Entry & e) {
+    return os << e.source << ": " << e.list << "[" << e.index << "]";
+}
+
+// "<entry><what>" or "<entry><what>[i]" (or "[i][j]")
+struct Field {
+    const Entry & entry;
+    const char * what;
+    int64_t i = -1, j = -1;
+};
+std::ostream & operator<<(std::ostream & os, const Field & f) {
+    os << f.entry << f.what;
+    if (f.i >= 0) os << "[" << f.i << "]";
+    if (f.j >= 0) os << "[" << f.j << "]";
+    return os;
+}
+
 // an id: an integer, or a number with an integral value (1.0)
-int64_t get_id(const json & o, const char * key, const std::string & where) {
+int64_t get_id(const json & o, const char * key, const Entry & where) {
     const auto it = o.find(key);
     VLLM_CHECK(it != o.end(), where, ": no \"", key, "\"");
     if (it->is_number_integer()) return it->get<int64_t>();
@@ -30,49 +55,52 @@ int64_t get_id(const json & o, const char * key, const std::string & where) {
     fail(where, ": \"", key, "\" must be an integer, not ", it->type_name());
 }
 
-double get_number(const json & v, const std::string & where) {
+double get_number(const json & v, const Field & where) {
     VLLM_CHECK(v.is_number(), where, " must be a number, not ", v.type_name());
     const double d = v.get<double>();
     VLLM_CHECK(std::isfinite(d), where, " is not finite");
     return d;
 }
 
-std::vector<double> get_numbers(const json & v, const std::string & where) {
-    VLLM_CHECK(v.is_array(), where, " must be an array of numbers, not ", v.type_name());
+// `outer`: the polygon index inside a segmentation
+std::vector<double> get_numbers(const json & v, const Entry & entry, const char * what, int64_t outer = -1) {
+    VLLM_CHECK(v.is_array(), Field{entry, what, outer}, " must be an array of numbers, not ", v.type_name());
     std::vector<double> out;
     out.reserve(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out.push_back(get_number(v[i], where + "[" + std::to_string(i) + "]"));
+    for (size_t k = 0; k < v.size(); ++k)
+        out.push_back(get_number(v[k], outer >= 0 ? Field{entry, what, outer, int64_t(k)} : Field{entry, what, int64_t(k)}));
     return out;
 }
 
-bool get_bool(const json & o, const char * key, const std::string & where) {
+bool get_bool(const json & o, const char * key, const Entry & where) {
     const auto it = o.find(key);
     if (it == o.end() || it->is_null()) return false;
     if (it->is_boolean()) return it->get<bool>();
-    return get_number(*it, where + " \"" + key + "\"") != 0;
+    VLLM_CHECK(it->is_number(), where, ": \"", key, "\" must be a boolean or a number, not ", it->type_name());
+    return get_number(*it, Field{where, " flag"}) != 0;
 }
 
-void parse_segmentation(const json & s, CocoAnnotation & a, const std::string & where) {
-    const std::string w = where + " segmentation";
+void parse_segmentation(const json & s, CocoAnnotation & a, const Entry & where) {
+    const Field w{where, " segmentation"};
     if (s.is_array()) {
         a.segm = CocoAnnotation::Segm::Polygons;
-        for (size_t i = 0; i < s.size(); ++i) {
-            a.polygons.push_back(get_numbers(s[i], w + "[" + std::to_string(i) + "]"));
-        }
+        for (size_t i = 0; i < s.size(); ++i) a.polygons.push_back(get_numbers(s[i], where, " segmentation", int64_t(i)));
         return;
     }
     VLLM_CHECK(s.is_object(), w, " must be a list of polygons or an RLE object, not ", s.type_name());
     const auto size = s.find("size");
     const auto counts = s.find("counts");
     VLLM_CHECK(size != s.end() && counts != s.end(), w, ": an RLE needs \"size\" and \"counts\"");
-    const std::vector<double> hw = get_numbers(*size, w + " size");
+    const std::vector<double> hw = get_numbers(*size, where, " segmentation size");
     VLLM_CHECK(hw.size() == 2 && hw[0] >= 0 && hw[1] >= 0 && hw[0] == std::floor(hw[0]) && hw[1] == std::floor(hw[1]),
                w, ": \"size\" must be [height, width]");
     VLLM_CHECK(hw[0] * hw[1] <= double(int64_t(1) << 31), w, ": size ", hw[0], " x ", hw[1], " is too large");
     const int64_t h = int64_t(hw[0]), wd = int64_t(hw[1]);
     a.segm = CocoAnnotation::Segm::Rle;
     if (counts->is_string()) {
-        a.rle = rle_from_string(counts->get<std::string>(), h, wd, w);
+        std::ostringstream name;
+        name << w;
+        a.rle = rle_from_string(counts->get<std::string>(), h, wd, name.str());
         return;
     }
     VLLM_CHECK(counts->is_array(), w, ": \"counts\" must be a string or a list of run lengths");
@@ -80,7 +108,7 @@ void parse_segmentation(const json & s, CocoAnnotation & a, const std::string & 
     a.rle.w = wd;
     int64_t total = 0;
     for (size_t i = 0; i < counts->size(); ++i) {
-        const double c = get_number((*counts)[i], w + " counts[" + std::to_string(i) + "]");
+        const double c = get_number((*counts)[i], Field{where, " segmentation counts", int64_t(i)});
         VLLM_CHECK(c >= 0 && c == std::floor(c) && c <= double(h * wd), w, ": counts[", i, "] = ", c,
                    " is not a run length");
         a.rle.counts.push_back(uint32_t(c));
@@ -89,16 +117,16 @@ void parse_segmentation(const json & s, CocoAnnotation & a, const std::string & 
     VLLM_CHECK(total == h * wd, w, ": the runs cover ", total, " pixels but the size is ", h, " x ", wd);
 }
 
-void parse_common(const json & o, CocoAnnotation & a, const std::string & where) {
+void parse_common(const json & o, CocoAnnotation & a, const Entry & where) {
     if (const auto it = o.find("bbox"); it != o.end() && !(it->is_array() && it->empty())) {
-        const std::vector<double> bb = get_numbers(*it, where + " bbox");
+        const std::vector<double> bb = get_numbers(*it, where, " bbox");
         VLLM_CHECK(bb.size() == 4, where, ": bbox has ", bb.size(), " values, expected [x, y, width, height]");
         std::copy(bb.begin(), bb.end(), a.bbox);
         a.has_bbox = true;
     }
     if (const auto it = o.find("segmentation"); it != o.end() && !it->is_null()) parse_segmentation(*it, a, where);
     if (const auto it = o.find("keypoints"); it != o.end() && !it->is_null()) {
-        a.keypoints = get_numbers(*it, where + " keypoints");
+        a.keypoints = get_numbers(*it, where, " keypoints");
         VLLM_CHECK(a.keypoints.size() % 3 == 0, where, ": keypoints has ", a.keypoints.size(),
                    " values, not a multiple of 3 (x, y, v triplets)");
     }
@@ -127,7 +155,7 @@ CocoDataset coco_from_json(const json & j, const std::string & source) {
     d.images.reserve(images->size());
     for (size_t i = 0; i < images->size(); ++i) {
         const json & o = (*images)[i];
-        const std::string where = source + ": images[" + std::to_string(i) + "]";
+        const Entry where{source, "images", i};
         VLLM_CHECK(o.is_object(), where, " is not an object");
         CocoImage im;
         im.id = get_id(o, "id", where);
@@ -136,7 +164,7 @@ CocoDataset coco_from_json(const json & j, const std::string & source) {
         VLLM_CHECK(im.width >= 0 && im.height >= 0, where, ": negative width or height");
         if (const auto it = o.find("file_name"); it != o.end() && it->is_string()) im.file_name = it->get<std::string>();
         if (const auto it = o.find("crowdIndex"); it != o.end() && !it->is_null()) {
-            im.crowd_index = get_number(*it, where + " crowdIndex");
+            im.crowd_index = get_number(*it, Field{where, " crowdIndex"});
             im.has_crowd_index = true;
         }
         VLLM_CHECK(d.image_index.emplace(im.id, d.images.size()).second, where, ": image id ", im.id,
@@ -145,7 +173,7 @@ CocoDataset coco_from_json(const json & j, const std::string & source) {
     }
     for (size_t i = 0; i < cats->size(); ++i) {
         const json & o = (*cats)[i];
-        const std::string where = source + ": categories[" + std::to_string(i) + "]";
+        const Entry where{source, "categories", i};
         VLLM_CHECK(o.is_object(), where, " is not an object");
         CocoCategory c;
         c.id = get_id(o, "id", where);
@@ -166,7 +194,7 @@ CocoDataset coco_from_json(const json & j, const std::string & source) {
         d.annotations.reserve(anns->size());
         for (size_t i = 0; i < anns->size(); ++i) {
             const json & o = (*anns)[i];
-            const std::string where = source + ": annotations[" + std::to_string(i) + "]";
+            const Entry where{source, "annotations", i};
             VLLM_CHECK(o.is_object(), where, " is not an object");
             CocoAnnotation a;
             a.id = get_id(o, "id", where);
@@ -178,7 +206,7 @@ CocoDataset coco_from_json(const json & j, const std::string & source) {
                        " is not in \"categories\"");
             a.iscrowd = get_bool(o, "iscrowd", where);
             if (const auto it = o.find("area"); it != o.end() && !it->is_null()) {
-                a.area = get_number(*it, where + " area");
+                a.area = get_number(*it, Field{where, " area"});
                 a.has_area = true;
             }
             if (const auto it = o.find("num_keypoints"); it != o.end() && !it->is_null()) {
@@ -214,7 +242,7 @@ std::vector<CocoAnnotation> results_from_json(const CocoDataset & gt, const json
     out.reserve(j.size());
     for (size_t i = 0; i < j.size(); ++i) {
         const json & o = j[i];
-        const std::string where = source + ": results[" + std::to_string(i) + "]";
+        const Entry where{source, "results", i};
         VLLM_CHECK(o.is_object(), where, " is not an object");
         CocoAnnotation a;
         a.id = int64_t(i) + 1;
@@ -226,7 +254,7 @@ std::vector<CocoAnnotation> results_from_json(const CocoDataset & gt, const json
                    " is not in the ground truth (", gt.source, ")");
         const auto score = o.find("score");
         VLLM_CHECK(score != o.end(), where, ": no \"score\"");
-        a.score = get_number(*score, where + " score");
+        a.score = get_number(*score, Field{where, " score"});
         parse_common(o, a, where);
         switch (kind) {
         case Kind::Bbox:
