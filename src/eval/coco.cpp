@@ -220,6 +220,48 @@ CocoDataset coco_from_json(const json & j, const std::string & source) {
     return d;
 }
 
+Rle annotation_rle(const CocoDataset & gt, const CocoAnnotation & a, const char * what) {
+    const CocoImage * im = gt.find_image(a.image_id);
+    VLLM_CHECK(im, what, " ", a.id, ": image ", a.image_id, " is not in ", gt.source);
+    switch (a.segm) {
+    case CocoAnnotation::Segm::Rle: return a.rle;
+    case CocoAnnotation::Segm::BoxPolygon:
+        VLLM_CHECK(im->width > 0 && im->height > 0, gt.source, ": image ", a.image_id,
+                   " has no width/height (needed for segm)");
+        return rle_from_bbox(a.bbox, im->height, im->width);
+    case CocoAnnotation::Segm::Polygons: {
+        VLLM_CHECK(im->width > 0 && im->height > 0, gt.source, ": image ", a.image_id,
+                   " has no width/height (needed for segm)");
+        std::vector<Rle> rles;
+        // pycocotools' frPyObjects: a first "polygon" of exactly 4 numbers makes them all [x, y, w, h] boxes
+        const size_t first = a.polygons.empty() ? 0 : a.polygons[0].size();
+        VLLM_CHECK(a.polygons.empty() || first >= 4, what, " ", a.id, " (image ", a.image_id,
+                   "): a polygon needs at least 3 points (x, y pairs), the first has ", first, " numbers");
+        for (const auto & poly : a.polygons) {
+            if (first == 4) {
+                VLLM_CHECK(poly.size() >= 4, what, " ", a.id, ": segmentation mixes boxes and shorter polygons");
+                rles.push_back(rle_from_bbox(poly.data(), im->height, im->width));
+            } else {
+                rles.push_back(rle_from_polygon(poly.data(), int64_t(poly.size() / 2), im->height, im->width));
+            }
+        }
+        if (rles.empty()) {  // "segmentation": []: an empty mask (pycocotools fails on it)
+            Rle r;
+            r.h = im->height;
+            r.w = im->width;
+            if (r.h * r.w > 0) r.counts.push_back(uint32_t(r.h * r.w));
+            return r;
+        }
+        std::vector<const Rle *> parts;
+        for (const auto & r : rles) parts.push_back(&r);
+        return rle_merge(parts);
+    }
+    case CocoAnnotation::Segm::None: break;
+    }
+    fail(what, " ", a.id, " (image ", a.image_id, ") has no segmentation");
+}
+
+
 CocoDataset load_coco(const std::string & path) { return coco_from_json(parse(path), path); }
 
 std::vector<CocoAnnotation> results_from_json(const CocoDataset & gt, const json & j, const std::string & source) {
@@ -266,13 +308,8 @@ std::vector<CocoAnnotation> results_from_json(const CocoDataset & gt, const json
         case Kind::Segm: {
             VLLM_CHECK(a.segm != CocoAnnotation::Segm::None, where,
                        ": no \"segmentation\" (the first result has one, so all must)");
-            if (a.segm == CocoAnnotation::Segm::Polygons) {  // not in pycocotools: rasterise on the image
-                VLLM_CHECK(im->width > 0 && im->height > 0, where, ": polygon results need the image's size");
-                std::vector<const Rle *> parts;
-                std::vector<Rle> rles;
-                for (const auto & p : a.polygons) rles.push_back(rle_from_polygon(p.data(), int64_t(p.size() / 2), im->height, im->width));
-                for (const auto & r : rles) parts.push_back(&r);
-                a.rle = rle_merge(parts);
+            if (a.segm == CocoAnnotation::Segm::Polygons) {  // not in pycocotools: rasterised on the image
+                a.rle = annotation_rle(gt, a, "result");
                 a.polygons.clear();
                 a.segm = CocoAnnotation::Segm::Rle;
             }

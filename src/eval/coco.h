@@ -61,6 +61,11 @@ struct CocoDataset {
 CocoDataset load_coco(const std::string & path);
 CocoDataset coco_from_json(const nlohmann::json & j, const std::string & source);
 
+// The annotation's mask on its image, as pycocotools' annToRLE: an RLE as given; polygons rasterised and merged
+// (a first "polygon" of exactly 4 numbers makes them all [x, y, w, h] boxes, as frPyObjects; none: an empty
+// mask); a result's box outline. `what` ("annotation", "result") names it in errors.
+Rle annotation_rle(const CocoDataset & gt, const CocoAnnotation & a, const char * what);
+
 // A results file: a JSON array of {image_id, category_id, score, bbox | segmentation | keypoints}, completed
 // as pycocotools' loadRes does (ids 1.., area and bbox from the first result's kind, iscrowd 0). Results naming
 // an image or category the ground truth does not have are errors; an empty list is allowed (no detections).

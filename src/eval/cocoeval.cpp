@@ -195,46 +195,6 @@ struct CocoEval::Impl {
     int64_t M() const { return int64_t(p.max_dets.size()); }
     bool xt() const { return p.flavor == Flavor::CrowdPose; }
 
-    Rle to_rle(const CocoAnnotation & a, const char * what) const {
-        const CocoImage * im = gt.find_image(a.image_id);
-        switch (a.segm) {
-        case CocoAnnotation::Segm::Rle: return a.rle;
-        case CocoAnnotation::Segm::BoxPolygon:
-            VLLM_CHECK(im->width > 0 && im->height > 0, gt.source, ": image ", a.image_id,
-                       " has no width/height (needed for segm)");
-            return rle_from_bbox(a.bbox, im->height, im->width);
-        case CocoAnnotation::Segm::Polygons: {
-            VLLM_CHECK(im->width > 0 && im->height > 0, gt.source, ": image ", a.image_id,
-                       " has no width/height (needed for segm)");
-            std::vector<Rle> rles;
-            // pycocotools' frPyObjects: a first "polygon" of exactly 4 numbers makes them all [x, y, w, h] boxes
-            const size_t first = a.polygons.empty() ? 0 : a.polygons[0].size();
-            VLLM_CHECK(a.polygons.empty() || first >= 4, what, " ", a.id, " (image ", a.image_id,
-                       "): a polygon needs at least 3 points (x, y pairs), the first has ", first, " numbers");
-            for (const auto & poly : a.polygons) {
-                if (first == 4) {
-                    VLLM_CHECK(poly.size() >= 4, what, " ", a.id, ": segmentation mixes boxes and shorter polygons");
-                    rles.push_back(rle_from_bbox(poly.data(), im->height, im->width));
-                } else {
-                    rles.push_back(rle_from_polygon(poly.data(), int64_t(poly.size() / 2), im->height, im->width));
-                }
-            }
-            if (rles.empty()) {  // "segmentation": []: an empty mask (pycocotools fails on it)
-                Rle r;
-                r.h = im->height;
-                r.w = im->width;
-                if (r.h * r.w > 0) r.counts.push_back(uint32_t(r.h * r.w));
-                return r;
-            }
-            std::vector<const Rle *> parts;
-            for (const auto & r : rles) parts.push_back(&r);
-            return rle_merge(parts);
-        }
-        case CocoAnnotation::Segm::None: break;
-        }
-        fail(what, " ", a.id, " (image ", a.image_id, ") has no segmentation");
-    }
-
     void prepare(const std::vector<int64_t> & ids) {
         img_ids = ids;
         std::sort(img_ids.begin(), img_ids.end());
@@ -284,7 +244,7 @@ struct CocoEval::Impl {
             }
             if (p.iou_type != IouType::Segm)
                 VLLM_CHECK(a.has_bbox, gt.source, ": annotation ", a.id, " has no bbox");
-            if (p.iou_type == IouType::Segm) gt_rle[j] = to_rle(a, "annotation");
+            if (p.iou_type == IouType::Segm) gt_rle[j] = annotation_rle(gt, a, "annotation");
         }
         if (p.iou_type == IouType::Segm) dt_rle.assign(dt.size(), Rle{});
         for (size_t j = 0; j < dt.size(); ++j) {
@@ -303,7 +263,7 @@ struct CocoEval::Impl {
                 VLLM_CHECK(d.has_bbox, "results[", d.id - 1, "] has no bbox");
             }
             dts[size_t(b)].push_back(int32_t(j));
-            if (p.iou_type == IouType::Segm) dt_rle[j] = to_rle(d, "result");
+            if (p.iou_type == IouType::Segm) dt_rle[j] = annotation_rle(gt, d, "result");
         }
     }
 

@@ -16,6 +16,11 @@ bool file_exists(const std::string & path) {
     return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+bool dir_exists(const std::string & path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 std::string read_text_file(const std::string & path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) fail(path, ": cannot open: ", std::strerror(errno));

@@ -17,10 +17,6 @@ namespace visionllm {
 
 namespace {
 
-bool is_dir(const std::string & p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 bool ends_with(const std::string & s, const std::string & suf) {
     return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
@@ -54,7 +50,7 @@ WeightMap WeightMap::open(const std::string & path) {
     m.source_ = path;
     std::string index;
     std::vector<std::string> shards;
-    if (is_dir(path)) {
+    if (io::dir_exists(path)) {
         const char * candidates[] = {"model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
                                      "pytorch_model.bin"};
         for (const char * c : candidates) {

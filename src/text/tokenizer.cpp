@@ -17,10 +17,6 @@ using nlohmann::json;
 
 const std::string k_underline = "\xE2\x96\x81";  // SPIECE_UNDERLINE "▁"
 
-bool is_dir(const std::string & p) {
-    struct stat st;
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 bool starts_with(const std::string & s, const std::string & p) { return s.compare(0, p.size(), p) == 0; }
 
@@ -184,7 +180,7 @@ Tokenizer::~Tokenizer() = default;
 // PreTrainedTokenizerBase._from_pretrained, LlamaTokenizer.__init__ and PreTrainedTokenizer.__init__ of 4.34,
 // reduced to what decides the tokens, their ids and flags, and the special set
 Tokenizer Tokenizer::load(const std::string & path) {
-    const bool dir = is_dir(path);
+    const bool dir = io::dir_exists(path);
     const std::string root = dir ? path : (path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/')));
     const std::string model_path = dir ? path + "/tokenizer.model" : path;
     VLLM_CHECK(io::file_exists(model_path), model_path, ": no SentencePiece model (tokenizer.model) found",

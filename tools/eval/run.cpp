@@ -17,7 +17,6 @@
 // after N images of this run, as if the user had pressed Ctrl-C then (tests/cli/eval_run_test.cpp).
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -83,15 +82,6 @@ private:
 
 // ---- files --------------------------------------------------------------------------------------------
 
-bool is_dir(const std::string & p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string & p) {
-    struct stat st {};
-    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // the absolute, resolved path (the path itself when it cannot be resolved)
 std::string absolute(const std::string & p) {
@@ -332,7 +322,6 @@ int cmd_run(int argc, char ** argv) {
     const std::string output = a.require("--output");
     const Task task = parse_task(a.require("--task"));
     const std::string dataset = a.get("--dataset");
-    VLLM_CHECK(dataset == "coco" || dataset == "crowdpose", "--dataset must be coco or crowdpose, not '", dataset, "'");
     const eval::Flavor flavor = eval::parse_flavor(dataset);
     const long long limit = a.get_int("--limit");
     VLLM_CHECK(limit >= 0, "--limit must not be negative, got ", limit);
@@ -353,16 +342,16 @@ int cmd_run(int argc, char ** argv) {
     VLLM_CHECK(total > 0, ann, ": no images");
     if (total < gt.images.size()) gt = first_images(ann_json, gt, total);
 
-    VLLM_CHECK(is_dir(images_dir), "--images: ", images_dir, " is not a directory");
+    VLLM_CHECK(io::dir_exists(images_dir), "--images: ", images_dir, " is not a directory");
     const size_t slash = output.rfind('/');
     const std::string out_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : output.substr(0, slash);
-    VLLM_CHECK(is_dir(out_dir), "-o: the folder of ", output, " does not exist");
+    VLLM_CHECK(io::dir_exists(out_dir), "-o: the folder of ", output, " does not exist");
     std::vector<std::string> files(total);
     for (size_t i = 0; i < total; ++i) {
         const eval::CocoImage & img = gt.images[i];
         VLLM_CHECK(!img.file_name.empty(), ann, ": image ", img.id, " has no file_name");
         files[i] = images_dir + "/" + img.file_name;
-        VLLM_CHECK(is_file(files[i]), files[i], ": image file not found (image ", img.id, " of ", ann, ")");
+        VLLM_CHECK(io::file_exists(files[i]), files[i], ": image file not found (image ", img.id, " of ", ann, ")");
     }
 
     std::vector<std::string> classes;
